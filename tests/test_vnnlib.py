@@ -1,0 +1,223 @@
+"""Tests of the VNN-LIB 1.0 reader (frontends/vnnlib.py)."""
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frontends.vnnlib import MAX_DISJUNCTS, load_vnnlib, parse_vnnlib
+from verifier.errors import SpecError
+
+BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
+BENCH_FILES = sorted(p for p in BENCH.rglob("*") if p.name.endswith((".vnnlib", ".vnnlib.gz"))) \
+    if BENCH.is_dir() else []
+needs_bench = pytest.mark.skipif(not BENCH.is_dir(), reason=f"benchmarks not found at {BENCH}")
+
+HEAD = "(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n" \
+       "(declare-const Y_1 Real)\n(declare-const Y_2 Real)\n"
+BOX = "(assert (>= X_0 -1))\n(assert (<= X_0 1))\n(assert (>= X_1 0))\n(assert (<= X_1 2))\n"
+
+
+def rows(dj) -> list[tuple[list[float], float]]:
+    return [(list(c), float(v)) for c, v in zip(dj.C, dj.d)]
+
+
+# --------------------------------------------------------------------------- benchmarks
+@needs_bench
+@pytest.mark.parametrize("path", BENCH_FILES, ids=lambda p: str(p.relative_to(BENCH)))
+def test_every_benchmark_file_parses(path):
+    spec = load_vnnlib(path)
+    assert spec.n_inputs > 0 and spec.n_outputs > 0 and spec.disjuncts
+    for dj in spec.disjuncts:
+        assert dj.lo.shape == dj.hi.shape == (spec.n_inputs,)
+        assert np.all(dj.lo <= dj.hi) and np.all(np.isfinite(dj.lo)) and np.all(np.isfinite(dj.hi))
+        assert dj.C.shape == (dj.d.shape[0], spec.n_outputs)
+    folder = path.relative_to(BENCH).parts[0]
+    sizes = {"acasxu": (5, 5), "mnist_fc": (784, 10), "eran": (784, 10), "oval21": (3072, 10)}
+    if folder in sizes:
+        assert (spec.n_inputs, spec.n_outputs) == sizes[folder]
+    if folder in ("mnist_fc", "eran", "oval21"):  # robustness: "some other class wins"
+        assert len(spec.disjuncts) == 9 and len(spec.regions()) == 1
+        assert all(dj.C.shape[0] == 1 and sorted(dj.C[0]) == [-1] + [0] * 8 + [1]
+                   for dj in spec.disjuncts)
+
+
+@needs_bench
+def test_acasxu_structures():
+    acas = BENCH / "acasxu" / "vnnlib"
+    p1 = load_vnnlib(acas / "prop_1.vnnlib")  # names without .gz, as instances.csv does
+    assert len(p1.disjuncts) == 1
+    (dj,) = p1.disjuncts
+    assert rows(dj) == [([-1, 0, 0, 0, 0], -3.991125645861615)]  # Y_0 >= 3.99...
+    np.testing.assert_array_equal(dj.lo, [0.6, -0.5, -0.5, 0.45, -0.5])
+    np.testing.assert_array_equal(dj.hi, [0.679857769, 0.5, 0.5, 0.5, -0.45])
+
+    p2 = load_vnnlib(acas / "prop_2.vnnlib.gz")
+    assert len(p2.disjuncts) == 1 and p2.disjuncts[0].C.shape == (4, 5)
+    assert rows(p2.disjuncts[0])[0] == ([-1, 1, 0, 0, 0], 0.0)  # Y_1 <= Y_0
+
+    p6 = load_vnnlib(acas / "prop_6.vnnlib.gz")  # 2 input boxes x 4 output disjuncts
+    assert len(p6.disjuncts) == 8
+    regions = p6.regions()
+    assert [idx for _, _, idx in regions] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    (lo_a, hi_a, _), (lo_b, hi_b, _) = regions
+    assert (lo_a[1], hi_a[1]) == (0.11140846, 0.499999896)
+    assert (lo_b[1], hi_b[1]) == (-0.499999896, -0.11140846)
+    assert all(dj.C.shape == (1, 5) for dj in p6.disjuncts)
+
+    p7 = load_vnnlib(acas / "prop_7.vnnlib.gz")
+    assert len(p7.disjuncts) == 2 and all(dj.C.shape == (3, 5) for dj in p7.disjuncts)
+    assert len(p7.regions()) == 1
+
+
+# --------------------------------------------------------------------------- semantics
+def test_box_and_output_rows():
+    spec = parse_vnnlib(HEAD + BOX + "(assert (<= Y_1 3))\n(assert (>= Y_2 -4e-1))\n"
+                        "(assert (<= 2 Y_0))\n(assert (>= .5 Y_0))\n(assert (<= Y_1 Y_0))\n"
+                        "(assert (>= Y_0 Y_2))\n")
+    assert (spec.n_inputs, spec.n_outputs) == (2, 3)
+    (dj,) = spec.disjuncts
+    np.testing.assert_array_equal(dj.lo, [-1, 0])
+    np.testing.assert_array_equal(dj.hi, [1, 2])
+    assert rows(dj) == [([0, 1, 0], 3.0), ([0, 0, -1], 0.4), ([-1, 0, 0], -2.0),
+                        ([1, 0, 0], 0.5), ([-1, 1, 0], 0.0), ([-1, 0, 1], 0.0)]
+    assert dj.lo.dtype == dj.C.dtype == dj.d.dtype == np.float64
+
+
+def test_numbers():
+    spec = parse_vnnlib(HEAD + "(assert (>= X_0 -1e-5))(assert (<= X_0 +.5))\n"
+                        "(assert (>= X_1 1.5E+2))(assert (<= X_1 200.))(assert (<= Y_0 -0))")
+    (dj,) = spec.disjuncts
+    np.testing.assert_array_equal(dj.lo, [-1e-5, 150])
+    np.testing.assert_array_equal(dj.hi, [0.5, 200])
+
+
+def test_or_of_and_and_later_asserts_join_every_disjunct():
+    text = HEAD + BOX + """
+    (assert (or
+        (and (<= Y_1 Y_0) (<= Y_2 Y_0))   ; two rows
+        (and (<= Y_0 1))
+    ))
+    (assert (<= Y_2 7))  ; after the or: goes into both disjuncts
+    """
+    spec = parse_vnnlib(text)
+    assert len(spec.disjuncts) == 2
+    assert rows(spec.disjuncts[0]) == [([0, 0, 1], 7.0), ([-1, 1, 0], 0.0), ([-1, 0, 1], 0.0)]
+    assert rows(spec.disjuncts[1]) == [([0, 0, 1], 7.0), ([1, 0, 0], 1.0)]
+
+
+def test_or_of_single_comparisons_nested_and_and_cross_product():
+    text = HEAD + "(assert (and (and (>= X_0 0) (<= X_0 1)) (and (>= X_1 0) (<= X_1 1))))\n" \
+                  "(assert (or (<= Y_0 1) (>= Y_1 2)))\n(assert (or (<= Y_2 3) (<= Y_2 4)))\n"
+    spec = parse_vnnlib(text)
+    assert [rows(dj) for dj in spec.disjuncts] == [
+        [([1, 0, 0], 1.0), ([0, 0, 1], 3.0)], [([1, 0, 0], 1.0), ([0, 0, 1], 4.0)],
+        [([0, -1, 0], -2.0), ([0, 0, 1], 3.0)], [([0, -1, 0], -2.0), ([0, 0, 1], 4.0)]]
+
+
+def test_disjunct_local_input_boxes():
+    text = HEAD + "(assert (>= X_1 0))(assert (<= X_1 5))(assert (>= X_0 -10))\n" \
+                  "(assert (or (and (>= X_0 0) (<= X_0 1) (<= X_1 9))\n" \
+                  "            (and (>= X_0 -1) (<= X_0 0) (<= X_1 3))\n" \
+                  "            (and (>= X_0 4) (<= X_0 3))))  ; empty box: dropped\n" \
+                  "(assert (or (<= Y_0 0) (<= Y_1 0)))\n"
+    spec = parse_vnnlib(text)
+    assert len(spec.disjuncts) == 4
+    regions = spec.regions()
+    assert len(regions) == 2
+    np.testing.assert_array_equal(regions[0][0], [0, 0])
+    np.testing.assert_array_equal(regions[0][1], [1, 5])  # top-level X_1 <= 5 is tighter
+    np.testing.assert_array_equal(regions[1][0], [-1, 0])
+    np.testing.assert_array_equal(regions[1][1], [0, 3])
+    assert spec.disjuncts[0].lo is spec.disjuncts[1].lo  # one shared array per box
+
+
+def test_all_boxes_empty_gives_no_disjuncts():
+    spec = parse_vnnlib(HEAD + BOX + "(assert (>= X_0 5))(assert (<= Y_0 0))")
+    assert spec.disjuncts == ()
+
+
+def test_linear_terms_and_equality():
+    spec = parse_vnnlib(HEAD + "(assert (= X_0 0.25))(assert (>= X_1 0))(assert (<= (* 2 X_1) 1))\n"
+                        "(assert (<= (+ Y_0 (* 2 Y_1)) (- 3)))\n(assert (>= (- Y_0 Y_1) (* -1 Y_0)))\n"
+                        "(assert (<= (- Y_2) 1))")
+    (dj,) = spec.disjuncts
+    np.testing.assert_array_equal(dj.lo, [0.25, 0])
+    np.testing.assert_array_equal(dj.hi, [0.25, 0.5])
+    assert rows(dj) == [([1, 2, 0], -3.0), ([-2, 1, 0], 0.0), ([0, 0, -1], 1.0)]
+
+
+def test_gzip_and_missing_gz_fallback(tmp_path):
+    text = HEAD + BOX + "(assert (<= Y_0 Y_1))\n"
+    gz = tmp_path / "p.vnnlib.gz"
+    gz.write_bytes(gzip.compress(text.encode()))
+    magic_only = tmp_path / "q.vnnlib"  # gzip data without the suffix: found by magic bytes
+    magic_only.write_bytes(gzip.compress(text.encode()))
+    plain = tmp_path / "r.vnnlib"
+    plain.write_text(text)
+    for path in (gz, tmp_path / "p.vnnlib", magic_only, str(plain)):
+        spec = load_vnnlib(path)
+        assert len(spec.disjuncts) == 1 and rows(spec.disjuncts[0]) == [([1, -1, 0], 0.0)]
+    assert load_vnnlib(tmp_path / "p.vnnlib").source == str(gz)
+    with pytest.raises(SpecError, match="no such file"):
+        load_vnnlib(tmp_path / "absent.vnnlib")
+
+
+def test_network_sizes_checked():
+    text = HEAD + BOX + "(assert (<= Y_0 0))"
+    assert parse_vnnlib(text, n_inputs=2, n_outputs=3).n_inputs == 2
+    with pytest.raises(SpecError, match="spec declares 3 outputs but the network has 10"):
+        parse_vnnlib(text, n_outputs=10)
+
+
+def test_disjunct_cap():
+    text = HEAD + BOX + "(assert (or (<= Y_0 0) (<= Y_0 1) (<= Y_0 2) (<= Y_0 3)))\n" * 9
+    with pytest.raises(SpecError, match=f"more than {MAX_DISJUNCTS} disjuncts") as e:
+        parse_vnnlib(text)
+    assert e.value.line == 10 + 8  # the assert whose expansion crosses the cap
+
+
+# --------------------------------------------------------------------------- errors
+ERRORS = [  # (name, text, line, message fragment)
+    ("open", HEAD + BOX + "(assert (or (<= Y_0 0)\n  (<= Y_1 0))\n", 10, "missing ')' for the '(' opened at line 10"),
+    ("open_then_more", HEAD + "(assert (>= X_0 0)\n" + BOX, 6, "missing ')'"),
+    ("close", HEAD + BOX + "(assert (<= Y_0 0)))\n", 10, "unexpected ')'"),
+    ("undeclared", HEAD + BOX + "(assert (or\n (<= Y_0 0)\n (<= Y_7 0)))\n", 12, "undeclared variable Y_7"),
+    ("strict", HEAD + BOX + "\n(assert (< Y_0 0))\n", 11, "strict inequalit"),
+    ("missing_bound", HEAD + "(assert (>= X_0 -1))(assert (<= X_0 1))(assert (>= X_1 0))",
+     2, "X_1 has no upper bound"),
+    ("bad_number", HEAD + BOX + "(assert (<= Y_0\n 1.2.3))", 11, "bad number '1.2.3'"),
+    ("unknown_op", HEAD + BOX + "(assert (max Y_0 Y_1))", 10, "unknown operator 'max'"),
+    ("unknown_symbol", HEAD + BOX + "(assert (<= Y_0 foo))", 10, "unknown symbol 'foo'"),
+    ("x_vs_x", HEAD + BOX + "; c\n(assert (<= X_0 X_1))", 11, "X_0 and X_1"),
+    ("mixed", HEAD + BOX + "(assert (<= X_0 Y_1))", 10, "mixes inputs and outputs"),
+    ("type", "(declare-const X_0 Int)", 1, "only Real"),
+    ("gap", "(declare-const X_0 Real)\n(declare-const X_2 Real)\n(declare-const Y_0 Real)\n"
+     "(assert (<= Y_0 0))", 2, "X_1 is not declared"),
+    ("empty", "; nothing here\n", None, "empty file"),
+    ("no_assert", HEAD, None, "no assertions"),
+    ("command", HEAD + "(define-fun f () Real 1)", 6, "unknown command 'define-fun'"),
+]
+
+
+@pytest.mark.parametrize("name,text,line,fragment", ERRORS, ids=[e[0] for e in ERRORS])
+def test_malformed_file(tmp_path, name, text, line, fragment):
+    path = tmp_path / f"bad_{name}.vnnlib"
+    path.write_text(text)
+    with pytest.raises(SpecError) as e:
+        load_vnnlib(path)
+    assert e.value.line == line
+    assert f"bad_{name}.vnnlib" in str(e.value) and fragment in str(e.value)
+    if line is not None:
+        assert f":{line}:" in str(e.value)
+
+
+def test_dimension_mismatch_names_file_and_line(tmp_path):
+    path = tmp_path / "dims.vnnlib"
+    path.write_text(HEAD + BOX + "(assert (<= Y_0 0))")
+    with pytest.raises(SpecError, match="spec declares 2 inputs but the network has 785") as e:
+        load_vnnlib(path, n_inputs=785)
+    assert "dims.vnnlib" in str(e.value) and e.value.line == 2  # last X declaration

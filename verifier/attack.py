@@ -1,0 +1,125 @@
+"""PGD falsifier: searches each input region for a point meeting a disjunct.
+
+For every disjunct the loss of a point is ``max_i (C_i y - d_i)``: it is <= 0
+exactly when the point meets the disjunct. Batches of random starts (plus the
+box centre) for all disjuncts of a region descend that loss with signed
+gradient steps projected onto the box; any point reaching <= 0 is validated
+through onnxruntime before it is returned (see ``verifier.validate``).
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+
+from .graph import Graph
+from .options import AttackSettings
+from .problem import Deadline
+from .result import Counterexample
+from .spec import Spec
+
+log = logging.getLogger("verifier.attack")
+
+
+def _padded_rows(spec: Spec, disjuncts: list[int], dtype, device):
+    """C (J, m, n_out), d (J, m): each disjunct's rows, padded by repeating its first row."""
+    m = max(spec.disjuncts[j].C.shape[0] for j in disjuncts)
+    Cs, ds = [], []
+    for j in disjuncts:
+        C, d = spec.disjuncts[j].C, spec.disjuncts[j].d
+        if C.shape[0] < m:
+            reps = m - C.shape[0]
+            C = np.concatenate([C, np.repeat(C[:1], reps, 0)])
+            d = np.concatenate([d, np.repeat(d[:1], reps, 0)])
+        Cs.append(C)
+        ds.append(d)
+    return (torch.tensor(np.stack(Cs), dtype=dtype, device=device),
+            torch.tensor(np.stack(ds), dtype=dtype, device=device))
+
+
+def disjunct_loss(y: torch.Tensor, C: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """y (J, R, n_out) -> (J, R): max over the disjunct's rows of C y - d."""
+    return (torch.einsum("jmo,jro->jrm", C, y) - d.unsqueeze(1)).max(-1).values
+
+
+def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Deadline, reference=None,
+               rounds: int | None = None, box: tuple[np.ndarray, np.ndarray] | None = None,
+               stats: dict | None = None) -> Counterexample | None:
+    """Return a validated counterexample or None when rounds or time run out.
+
+    ``box`` optionally restricts the search to a sub-box (intersected with each region).
+    ``reference`` is an ``OnnxReference``; without one nothing can be validated and
+    no counterexample is returned.
+    """
+    from .validate import validate_candidate
+
+    gen = torch.Generator(device="cpu").manual_seed(settings.seed)
+    dev, dt = graph.device, graph.dtype
+    rounds = settings.rounds if rounds is None else rounds
+    n_steps = settings.steps
+    best = math.inf
+    regions = []
+    for lo, hi, idx in spec.regions():
+        if box is not None:
+            lo, hi = np.maximum(lo, box[0]), np.minimum(hi, box[1])
+            if np.any(lo > hi):
+                continue
+        C, d = _padded_rows(spec, idx, dt, dev)
+        regions.append((torch.tensor(lo, dtype=dt, device=dev), torch.tensor(hi, dtype=dt, device=dev), idx, C, d))
+    if not regions:
+        return None
+    # keep a batch around a few thousand input values x points for large inputs
+    R = max(4, min(settings.restarts, int(2_000_000 / max(1, graph.n_inputs * max(len(r[2]) for r in regions)))))
+    tried = 0
+    for rnd in range(rounds):
+        for lo, hi, idx, C, d in regions:
+            if deadline.expired():
+                return None
+            J = len(idx)
+            width = hi - lo
+            u = torch.rand((J, R, lo.numel()), generator=gen).to(dev, dt)
+            if rnd == 0:
+                u[:, 0] = 0.5  # the box centre
+            x = (lo + u * width).detach()
+            for step in range(n_steps):
+                x.requires_grad_(True)
+                y = graph.forward(x.reshape(J * R, -1)).reshape(J, R, -1)
+                loss = disjunct_loss(y, C, d)
+                g, = torch.autograd.grad(loss.sum(), x)
+                with torch.no_grad():
+                    cur_best = float(loss.min())
+                    best = min(best, cur_best)
+                    if cur_best <= 0:
+                        cand = _validate_batch(x, loss, idx, spec, reference, validate_candidate)
+                        tried += 1
+                        if cand is not None:
+                            if stats is not None:
+                                stats.update(attack_rounds=rnd + 1, attack_best=best)
+                            return cand
+                    frac = settings.step_size * 0.5 * (1 + math.cos(math.pi * step / n_steps)) + 1e-3
+                    x = torch.minimum(torch.maximum(x - frac * width * torch.sign(g), lo), hi).detach()
+                if deadline.expired():
+                    break
+        log.debug("attack round %d: best loss %.6g", rnd, best)
+    if stats is not None:
+        stats.update(attack_rounds=rounds, attack_best=best)
+    return None
+
+
+def _validate_batch(x, loss, idx, spec, reference, validate_candidate, limit: int = 8):
+    if reference is None:
+        return None
+    flat_loss = loss.reshape(-1)
+    order = torch.argsort(flat_loss)[:limit]
+    J, R = loss.shape
+    for k in order.tolist():
+        if float(flat_loss[k]) > 0:
+            break
+        j = k // R
+        xc = x.reshape(J * R, -1)[k].detach().cpu().double().numpy()
+        cex = validate_candidate(reference, spec, xc, disjuncts=[idx[j]] + [i for i in idx if i != idx[j]])
+        if cex is not None:
+            return cex
+    return None
