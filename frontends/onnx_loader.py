@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 
 from verifier.errors import ModelError
 from verifier.graph import Graph, Node
+from verifier.simplify import simplify
 from verifier.ops import (AddNodes, AveragePool, Conv, Linear, MaxPool, ReLU, Reshape, Scale, Sigmoid, Tanh,
                           Transpose)
 
@@ -40,7 +42,7 @@ def read_model_bytes(path: str | os.PathLike) -> bytes:
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
-        except OSError as e:
+        except (OSError, EOFError, zlib.error) as e:  # a truncated file raises EOFError
             raise ModelError(f"corrupt gzip file: {e}", str(p)) from None
     return data
 
@@ -251,7 +253,7 @@ def graph_from_onnx(model, source: str = "<model>", dtype=torch.float32, device=
     out_name = name_of(g.output[0].name)
     if out_name in consts:
         raise ModelError("the network output does not depend on its input", source)
-    graph = Graph(inp.name, in_shape, nodes, out_name, source)
+    graph = simplify(Graph(inp.name, in_shape, nodes, out_name, source))
     return graph.to(device=device, dtype=dtype)
 
 

@@ -31,13 +31,16 @@ def ancestors(graph: Graph, start: str) -> set[str]:
 
 
 def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tensor, x_hi: torch.Tensor,
-                   pre: Bounds, alphas: dict[str, torch.Tensor] | None = None, return_linear: bool = False):
+                   pre: Bounds, alphas: dict[str, torch.Tensor] | None = None, return_linear: bool = False,
+                   record: dict | None = None):
     """Lower bounds of ``A0 . node(start)`` over the input boxes.
 
     A0: ``(B, K, *shape(start))``; x_lo, x_hi: ``(B, n_inputs)``; pre: bounds of each
     nonlinear node's input, ``(B, *shape)``; alphas: optional lower ReLU slopes per
     nonlinear node, broadcastable to ``(B, K, *shape)``. Returns ``(B, K)``, and
     with ``return_linear`` also the input coefficients ``(B, K, n)`` and constant ``(B, K)``.
+    ``record``, when given, receives the coefficients ``A`` on each nonlinear node's output
+    (used by branching heuristics).
     """
     B, K = A0.shape[:2]
     As: dict[str, torch.Tensor] = {start: A0}
@@ -58,12 +61,16 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
                 As[name] = As[name] + Ai if name in As else Ai
         else:
             src = node.inputs[0]
+            if record is not None:
+                record[node.name] = A
             lo, hi = pre[src]
             alpha = alphas.get(node.name) if alphas else None
             ls, lb_, us, ub_ = node.op.relax(lo.unsqueeze(1), hi.unsqueeze(1), alpha)
-            Ap, An = A.clamp(min=0), A.clamp(max=0)
-            Ai = Ap * ls + An * us
-            bias = bias + (Ap * lb_ + An * ub_).reshape(B, K, -1).sum(-1)
+            pos = A >= 0
+            Ai = A * torch.where(pos, ls, us)
+            # constant terms: lower line's where A >= 0, upper line's where A < 0
+            cterm = torch.where(pos, lb_, ub_) if lb_ is not None else torch.where(pos, 0.0, ub_)
+            bias = bias + (A * cterm).reshape(B, K, -1).sum(-1)
             As[src] = As[src] + Ai if src in As else Ai
     Ax = As.get(graph.input_name)
     if Ax is None:  # start does not depend on the input

@@ -21,6 +21,7 @@ import torch
 from ..errors import UnsupportedError
 from ..graph import Graph
 from ..ops import ReLU
+from .optim import Adam
 from .crown import Bounds, backward_lower, intermediate_bounds
 
 METHODS = ("ibp", "crown", "alpha-crown")
@@ -121,8 +122,7 @@ def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSetti
         lo, hi = pre[node.inputs[0]]
         a = ReLU.default_alpha(lo, hi).unsqueeze(1).expand(B, K, *lo.shape[1:]).clone()
         alphas[node.name] = a.requires_grad_(True)
-    opt = torch.optim.Adam(list(alphas.values()), lr=settings.alpha_lr)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, settings.lr_decay)
+    opt = Adam(list(alphas.values()), lr=settings.alpha_lr, decay=settings.lr_decay)
     best_lb, best_tol = lb.clone(), tol.clone()
     for _ in range(settings.alpha_iters):
         with torch.enable_grad():
@@ -138,7 +138,6 @@ def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSetti
             if _all_groups_proven(best_lb > best_tol, groups):
                 break
             opt.step()
-            sched.step()
             for a in alphas.values():
                 a.clamp_(0.0, 1.0)
     return best_lb, best_tol

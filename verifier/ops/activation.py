@@ -23,7 +23,7 @@ class ReLU(Op):
         return (hi >= -lo).to(lo.dtype)
 
     def relax(self, lo, hi, alpha=None):
-        """Lines ``a_l x <= relu(x) <= a_u x + b_u`` valid on ``[lo, hi]``.
+        """Lines ``a_l x <= relu(x) <= a_u x + b_u`` valid on ``[lo, hi]``; returns (a_l, b_l=None, a_u, b_u).
 
         Stable active: slope 1; stable inactive: slope 0; unstable: the upper
         chord ``u/(u-l) (x - l)`` and the lower line ``alpha x`` with ``alpha``
@@ -38,8 +38,12 @@ class ReLU(Op):
         if alpha is None:
             alpha = self.default_alpha(lo, hi)
         low_slope = torch.where(unstable, alpha, active.to(lo.dtype))
-        low_bias = torch.zeros_like(lo)
-        return low_slope, low_bias, up_slope, up_bias
+        return low_slope, None, up_slope, up_bias  # lower line through 0: no constant
+
+    def relax_forward(self, lo, hi, Lw, Lb, Uw, Ub):
+        """Push lower/upper linear functions (W (B, n, *S), b (B, *S)) through the relaxation."""
+        ls, _, us, ub = self.relax(lo, hi)
+        return (Lw * ls.unsqueeze(1), Lb * ls), (Uw * us.unsqueeze(1), Ub * us + ub)
 
 
 class Sigmoid(Op):

@@ -42,6 +42,12 @@ class Linear(Op):
             c = sum_except_first(A * self.bias)
         return [A_in], c
 
+    def linear_forward(self, fl):
+        (Lw, Lb), (Uw, Ub) = fl
+        Wp, Wn = self.weight.clamp(min=0), self.weight.clamp(max=0)
+        b = 0 if self.bias is None else self.bias
+        return ((Lw @ Wp + Uw @ Wn, Lb @ Wp + Ub @ Wn + b), (Uw @ Wp + Lw @ Wn, Ub @ Wp + Lb @ Wn + b))
+
     def describe(self):
         return f"Linear({self.weight.shape[0]}->{self.weight.shape[1]})"
 
@@ -100,6 +106,20 @@ class Conv(Op):
             c = sum_except_first(A * self.bias.reshape(shape))
         return [A_in], c
 
+    def linear_forward(self, fl):
+        (Lw, Lb), (Uw, Ub) = fl
+        W = self.weight
+        try:
+            self.weight = W.clamp(min=0)
+            lwp, lbp, uwp, ubp = (self._conv(t, None) for t in (Lw, Lb, Uw, Ub))
+            self.weight = W.clamp(max=0)
+            lwn, lbn, uwn, ubn = (self._conv(t, None) for t in (Lw, Lb, Uw, Ub))
+        finally:
+            self.weight = W
+        shape = [1] * (Lb.dim() - self.nd - 1) + [-1] + [1] * self.nd
+        b = 0 if self.bias is None else self.bias.reshape(shape)
+        return (lwp + uwn, lbp + ubn + b), (uwp + lwn, ubp + lbn + b)
+
     def describe(self):
         return f"Conv({self.weight.shape[1] * self.group}->{self.weight.shape[0]}, k={tuple(self.weight.shape[2:])})"
 
@@ -142,6 +162,15 @@ class Scale(Op):
         else:
             c = sum_except_first(A * self.shift)
         return [A_in], c
+
+    def linear_forward(self, fl):
+        (Lw, Lb), (Uw, Ub) = fl
+        if self.scale is not None:
+            sp, sn = self.scale.clamp(min=0), self.scale.clamp(max=0)
+            Lw, Lb, Uw, Ub = Lw * sp + Uw * sn, Lb * sp + Ub * sn, Uw * sp + Lw * sn, Ub * sp + Lb * sn
+        if self.shift is not None:
+            Lb, Ub = Lb + self.shift, Ub + self.shift
+        return (Lw, Lb), (Uw, Ub)
 
 
 class AveragePool(Op):
@@ -196,6 +225,14 @@ class AddNodes(Op):
                 a = _unbroadcast(a, shp)
             outs.append(a)
         return outs, torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+
+    def linear_forward(self, fa, fb):
+        def part(s, f):
+            (Lw, Lb), (Uw, Ub) = f
+            return ((s * Lw, s * Lb), (s * Uw, s * Ub)) if s > 0 else ((s * Uw, s * Ub), (s * Lw, s * Lb))
+
+        (la, ua), (lb, ub) = part(self.s0, fa), part(self.s1, fb)
+        return (la[0] + lb[0], la[1] + lb[1]), (ua[0] + ub[0], ua[1] + ub[1])
 
 
 def _unbroadcast(a: torch.Tensor, shape) -> torch.Tensor:

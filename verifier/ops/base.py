@@ -11,7 +11,8 @@ Each operator knows
   coefficients on each input (``(N, *in_shape)``) and the constant term
   ``(N,)`` that the op's bias adds, i.e. ``A . f(x) = sum_i A_i . x_i + c``;
 - for element-wise nonlinear operators (``affine = False``) ``relax(lo, hi, alpha)``:
-  sound linear lower and upper lines ``a_l x + b_l <= f(x) <= a_u x + b_u`` on ``[lo, hi]``.
+  sound linear lower and upper lines ``a_l x + b_l <= f(x) <= a_u x + b_u`` on ``[lo, hi]``
+  (``b_l`` may be None, meaning 0).
 """
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ class Op:
 
     def backward(self, A: torch.Tensor, in_shapes: list[tuple[int, ...]]) -> tuple[list[torch.Tensor], torch.Tensor]:
         raise NotImplementedError(f"{self.kind}: no linear rule")
+
+    def linear_forward(self, *fns):
+        raise NotImplementedError(f"{self.kind}: no forward linear rule")
+
+    def relax_forward(self, lo, hi, Lw, Lb, Uw, Ub):
+        raise NotImplementedError(f"{self.kind}: no forward linear relaxation")
 
     def relax(self, lo: torch.Tensor, hi: torch.Tensor, alpha: torch.Tensor | None = None):
         raise NotImplementedError(f"{self.kind}: no linear relaxation")

@@ -21,6 +21,13 @@ class Reshape(Op):
     def backward(self, A, in_shapes):
         return [A.reshape(A.shape[0], *in_shapes[0])], torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
 
+    def linear_forward(self, fl):
+        (Lw, Lb), (Uw, Ub) = fl
+        n = Lw.shape[1]
+        B = Lw.shape[0]
+        return ((Lw.reshape(B, n, *self.shape), Lb.reshape(B, *self.shape)),
+                (Uw.reshape(B, n, *self.shape), Ub.reshape(B, *self.shape)))
+
     def describe(self):
         return f"Reshape{self.shape}"
 
@@ -43,3 +50,8 @@ class Transpose(Op):
 
     def backward(self, A, in_shapes):
         return [A.permute(0, *[p + 1 for p in self.inv])], torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+
+    def linear_forward(self, fl):
+        (Lw, Lb), (Uw, Ub) = fl
+        pw = (0, 1, *[p + 2 for p in self.perm])
+        return (Lw.permute(pw), self.forward(Lb)), (Uw.permute(pw), self.forward(Ub))

@@ -1,0 +1,91 @@
+"""CBC adapter through PuLP (PuLP ships the CBC binary).
+
+CBC runs as a subprocess with no callbacks, so ``StopRule`` is not honoured
+(the solve runs to optimality or to the time limit) and no dual bound is
+reported for a MIP stopped early: such a solve is a ``TIME_LIMIT`` outcome.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from .base import SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule, register_solver
+
+
+class CbcAdapter(SolverAdapter):
+    name = "cbc"
+
+    def tolerance(self) -> float:
+        return 1e-6  # CBC's default integer tolerance (primal tolerance 1e-7)
+
+    def solve(self, model, time_limit: float = math.inf, stop: StopRule | None = None) -> SolveOutcome:
+        try:
+            import pulp
+        except ImportError as e:  # pragma: no cover
+            raise SolverUnavailable(f"pulp not importable: {e}") from None
+        t0 = time.perf_counter()
+        prob = pulp.LpProblem("m", pulp.LpMinimize)
+        V = []
+        for j in range(model.n_vars):
+            lb = float(model.lb[j]) if np.isfinite(model.lb[j]) else None
+            ub = float(model.ub[j]) if np.isfinite(model.ub[j]) else None
+            V.append(pulp.LpVariable(f"v{j}", lb, ub, pulp.LpInteger if model.integer[j] else pulp.LpContinuous))
+        c = model.cost
+        nz = np.nonzero(c)[0]
+        prob += pulp.LpAffineExpression([(V[j], float(c[j])) for j in nz], constant=float(model.offset))
+        A = sp.csr_matrix(model.A)
+        cons: list[tuple[int, str]] = []
+        for i in range(model.n_rows):
+            s, e = A.indptr[i], A.indptr[i + 1]
+            expr = pulp.LpAffineExpression([(V[j], float(a)) for j, a in zip(A.indices[s:e], A.data[s:e])])
+            lo, hi = model.row_lo[i], model.row_hi[i]
+            if np.isfinite(lo) and np.isfinite(hi) and lo == hi:
+                prob += pulp.LpConstraint(expr, pulp.LpConstraintEQ, f"r{i}", float(lo))
+                cons.append((i, f"r{i}"))
+                continue
+            if np.isfinite(lo):
+                prob += pulp.LpConstraint(expr, pulp.LpConstraintGE, f"r{i}l", float(lo))
+                cons.append((i, f"r{i}l"))
+            if np.isfinite(hi):
+                prob += pulp.LpConstraint(expr, pulp.LpConstraintLE, f"r{i}h", float(hi))
+                cons.append((i, f"r{i}h"))
+        is_mip = bool(model.integer.any())
+        kw = dict(msg=bool(self.verbose), mip=is_mip)
+        if math.isfinite(time_limit):
+            kw["timeLimit"] = max(1, int(math.ceil(time_limit)))
+        if self.threads:
+            kw["threads"] = int(self.threads)
+        if is_mip:
+            kw["gapRel"] = 1e-9
+            kw["gapAbs"] = 1e-9
+        prob.solve(pulp.PULP_CBC_CMD(**kw))
+        dt = time.perf_counter() - t0
+        st = prob.sol_status
+        out = SolveOutcome(SolveStatus.ERROR, time_s=dt, solver=self.name,
+                           message=f"cbc: {pulp.LpStatus.get(prob.status)}/{pulp.LpSolution.get(st)}")
+        have = st in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
+        if have:
+            out.x = np.array([v.varValue if v.varValue is not None else 0.0 for v in V], dtype=np.float64)
+            out.objective = float(model.cost @ out.x + model.offset)
+        if st == pulp.LpSolutionOptimal:
+            out.status = SolveStatus.OPTIMAL
+            out.bound = out.objective
+            if not is_mip:
+                y = np.zeros(model.n_rows)
+                for i, name in cons:
+                    pi = prob.constraints[name].pi
+                    if pi is not None:
+                        y[i] += float(pi)
+                out.row_dual = y
+        elif st == pulp.LpSolutionInfeasible:
+            out.status = SolveStatus.INFEASIBLE
+        elif st == pulp.LpSolutionIntegerFeasible or (st == pulp.LpSolutionNoSolutionFound and
+                                                      dt >= 0.9 * time_limit):
+            out.status = SolveStatus.TIME_LIMIT
+        return out
+
+
+register_solver("cbc", CbcAdapter)

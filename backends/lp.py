@@ -1,0 +1,101 @@
+"""Incomplete verification by the triangle LP relaxation, one LP per disjunct.
+
+The LP's optimum is turned into a rigorous bound from its duals
+(``encoder.safe_lp_bound``), so an LP ``unsat`` does not depend on the solver's
+tolerances. ``unsat`` when every disjunct's bound (LP, or the core's CROWN bound)
+is positive beyond the rounding margin; otherwise ``unknown``. The LP's optimal
+point is also tried as a counterexample (``sat`` only if onnxruntime confirms it).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from verifier.result import Result, Verdict
+from verifier.spec import Spec
+from verifier.validate import validate_candidate
+
+from .base import Backend, CoreBounds, SolveStatus, make_solver, register_backend, time_left
+from .encoder import encode_network, safe_lp_bound
+from .tighten import tighten_bounds
+
+
+class LPBackend(Backend):
+    name = "lp"
+    complete = False
+    description = "triangle LP relaxation (incomplete)"
+
+    def __init__(self, solver: str = "highs", tighten: str | None = None, tighten_budget: float = 30.0,
+                 threads: int | None = None, verbose: bool = False, try_counterexample: bool = True):
+        self.solver_name = solver
+        self.tighten = tighten
+        self.tighten_budget = tighten_budget
+        self.threads = threads
+        self.verbose = verbose
+        self.try_counterexample = try_counterexample
+
+    def run(self, graph, spec: Spec, core: CoreBounds, deadline=None, reference=None) -> Result:
+        t_start = time.perf_counter()
+        solver = make_solver(self.solver_name, threads=self.threads, verbose=self.verbose)
+        per: list[dict] = [dict(index=j) for j in range(len(spec.disjuncts))]
+        timings = {"encode": 0.0, "solve": 0.0, "tighten": 0.0}
+        cex = None
+        timed_out = False
+        for region in core.regions:
+            pre = region.pre
+            if self.tighten:
+                t0 = time.perf_counter()
+                pre, _ = tighten_bounds(graph, pre, region.lo, region.hi, solver, self.tighten,
+                                        min(self.tighten_budget, 0.5 * time_left(deadline)))
+                timings["tighten"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            enc = encode_network(graph, pre, region.lo, region.hi, "lp")
+            timings["encode"] += time.perf_counter() - t0
+            for j in region.disjuncts:
+                rec = per[j]
+                rec["crown"] = region.crown_value(j)
+                rec["crown_proven"] = region.crown_proven(j)
+                if time_left(deadline) <= 0:
+                    timed_out = True
+                    rec["status"] = "timeout"
+                    continue
+                dj = spec.disjuncts[j]
+                model = enc.with_objective(dj.C, dj.d)
+                t0 = time.perf_counter()
+                out = solver.solve(model, time_left(deadline))
+                timings["solve"] += time.perf_counter() - t0
+                rec["status"] = out.status.value
+                if out.status != SolveStatus.OPTIMAL:
+                    timed_out |= out.status == SolveStatus.TIME_LIMIT
+                    continue
+                rec["lp_optimum"] = out.objective
+                safe = safe_lp_bound(model, out.row_dual) if out.row_dual is not None else -math.inf
+                rec["lp_bound"] = safe
+                if (self.try_counterexample and cex is None and reference is not None and out.x is not None
+                        and out.objective is not None and out.objective <= 0):
+                    cex = validate_candidate(reference, spec, out.x[model.input_vars])
+        values, proven = [], []
+        for rec in per:
+            lpb = rec.get("lp_bound", -math.inf)
+            values.append(lpb)
+            proven.append(lpb > 0 or rec.get("crown_proven", False))
+        bound = min(values) if values else None
+        if bound is not None and not math.isfinite(bound):
+            bound = None
+        if cex is not None:
+            verdict, msg = Verdict.SAT, "the LP optimum's input validated as a counterexample"
+        elif all(proven):
+            verdict, msg = Verdict.UNSAT, "every disjunct proven by the LP's dual bound (or CROWN)"
+        elif timed_out:
+            verdict = Verdict.TIMEOUT if (deadline is not None and deadline.left() <= 0) else Verdict.UNKNOWN
+            msg = "LP solver ran out of time"
+        else:
+            verdict, msg = Verdict.UNKNOWN, "the LP relaxation does not prove every disjunct"
+        fb = getattr(solver, "messages", [])
+        return Result(verdict, self.name, bound, cex, time.perf_counter() - t_start, timings,
+                      {"disjuncts": per, "solver": self.solver_name}, "; ".join([*fb, msg]))
+
+
+register_backend("lp", LPBackend)

@@ -1,0 +1,47 @@
+"""Run a backend on a ``Problem``: float64 graph, the core's CROWN bounds, the backend, timings.
+
+``run_backend(name, problem, options, deadline, **settings)`` is what the
+registered methods (``verify --method milp|lp|dual``) and ``verifier.compare`` call.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from verifier.problem import Deadline, Problem
+from verifier.result import Result
+
+from .base import compute_core_bounds, get_backend
+
+
+def _device(options) -> str:
+    dev = getattr(options, "device", "cpu") or "cpu"
+    if str(dev).startswith("cuda") and not torch.cuda.is_available():
+        return "cpu"
+    return dev
+
+
+def run_backend(name: str, problem: Problem, options=None, deadline: Deadline | None = None, **settings) -> Result:
+    """Run backend ``name`` (``milp``, ``lp``, ``dual``) on ``problem``.
+
+    Solver backends use ``options.solver`` unless ``settings`` names one; the dual
+    backend runs on ``options.device``. Bounds and encodings are computed in float64.
+    """
+    t0 = time.perf_counter()
+    if deadline is None:
+        deadline = Deadline(getattr(options, "timeout", 300.0) if options is not None else 300.0)
+    if name in ("milp", "lp") and "solver" not in settings and options is not None:
+        settings["solver"] = getattr(options, "solver", "highs")
+    if name in ("milp", "lp") and "verbose" not in settings and options is not None:
+        settings["verbose"] = bool(getattr(options, "verbose", False))
+    device = _device(options) if name == "dual" else "cpu"
+    graph = problem.graph.to(device=device, dtype=torch.float64)
+    core = compute_core_bounds(graph, problem.spec, "crown")
+    backend = get_backend(name, **settings)
+    reference = problem.reference if problem.model_path else None
+    result = backend.run(graph, problem.spec, core, deadline, reference)
+    result.method = name
+    result.timings = {"core_bounds": core.time_s, **result.timings}
+    result.time_s = time.perf_counter() - t0
+    return result

@@ -1,0 +1,391 @@
+"""Soundness and ordering of the bound core (verifier/bounds: IBP, CROWN, alpha-CROWN).
+
+Oracles used here (DESIGN.md, "Bounds"):
+- every sampled input's objective value ``C y - d`` (and every node's value) lies inside every
+  computed bound; the samples are uniform points, box corners and points found by signed
+  gradient descent toward the minimum / maximum of each row (evaluated in float64);
+- alpha-CROWN is never looser than CROWN on the same intermediate bounds;
+- on tiny networks (2 inputs) the exact minimum, found by enumerating every ReLU activation
+  pattern and solving one LP per pattern (scipy's HiGHS), is >= every lower bound;
+- float32 and float64 bounds agree, and the rounding allowance ``tol`` covers their difference.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linprog
+
+from conftest import BENCH, ZOO, make_fc, needs_bench
+from frontends.onnx_loader import graph_from_onnx, load_onnx
+from frontends.vnnlib import load_vnnlib
+from verifier.bounds import BoundSettings, ObjectiveBounds, intermediate_bounds, objective_bounds
+from verifier.bounds.crown import pre_activation_nodes
+from verifier.core_methods import stacked_rows
+from verifier.errors import UnsupportedError
+from verifier.ops import Linear, ReLU
+
+METHODS = ("ibp", "crown", "alpha-crown")
+F64 = torch.float64
+
+
+# --------------------------------------------------------------------------- sampling
+def pgd_points(g64, C: torch.Tensor, lo: np.ndarray, hi: np.ndarray, starts: int, steps: int, rng) -> np.ndarray:
+    """End points of signed-gradient descent on ``+C_k y`` and ``-C_k y`` for every row k."""
+    K, n = C.shape[0], lo.size
+    lo_t, hi_t = torch.tensor(lo, dtype=F64), torch.tensor(hi, dtype=F64)
+    width = hi_t - lo_t
+    Cs = torch.cat([C, -C]).to(F64)  # (2K, n_out)
+    x = lo_t + torch.tensor(rng.random((2 * K, starts, n))) * width
+    for step in range(steps):
+        x.requires_grad_(True)
+        y = g64.forward(x.reshape(-1, n)).reshape(2 * K, starts, -1)
+        obj = torch.einsum("ko,kso->ks", Cs, y).sum()
+        (g,) = torch.autograd.grad(obj, x)
+        with torch.no_grad():
+            frac = 0.15 * (1 - step / steps) + 0.002
+            x = torch.minimum(torch.maximum(x - frac * width * torch.sign(g), lo_t), hi_t)
+    return x.detach().reshape(-1, n).numpy()
+
+
+def sample_inputs(g64, C, lo, hi, rng, n_uniform=2000, starts=12, steps=40) -> np.ndarray:
+    n = lo.size
+    pts = [lo + rng.random((n_uniform, n)) * (hi - lo)]
+    if n <= 10:  # every corner
+        corners = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1).astype(float)
+    else:  # random corners
+        corners = rng.integers(0, 2, (256, n)).astype(float)
+    pts.append(lo + corners * (hi - lo))
+    pts.append(pgd_points(g64, C, lo, hi, starts, steps, rng))
+    return np.concatenate(pts)
+
+
+def objective_values(g64, C, d, X) -> np.ndarray:
+    with torch.no_grad():
+        y = g64.forward(torch.tensor(X, dtype=F64))
+    return (y @ C.to(F64).T - d.to(F64)).numpy()  # (N, K)
+
+
+def boxes(lo, hi):
+    return torch.tensor(lo, dtype=F64).reshape(1, -1), torch.tensor(hi, dtype=F64).reshape(1, -1)
+
+
+def n_unstable(pre) -> int:
+    return sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in pre.values())
+
+
+def check_sound(g32, g64, C, d, lo, hi, X, methods=METHODS, settings=None):
+    """Every method's [lower, upper] contains every sampled value, in float32 and float64."""
+    vals = objective_values(g64, C, d, X)
+    vmin, vmax = vals.min(0), vals.max(0)
+    x_lo, x_hi = boxes(lo, hi)
+    out = {}
+    for g, dt in ((g32, "f32"), (g64, "f64")):
+        for m in methods:
+            ob = objective_bounds(g, C, d, x_lo, x_hi, settings or BoundSettings(m), need_upper=True)
+            assert ob.lower.dtype == F64 and ob.lower.shape == (1, C.shape[0])
+            lower, upper, tol = ob.lower[0].numpy(), ob.upper[0].numpy(), ob.tol[0].numpy()
+            slack = tol + 1e-9 * (1 + np.abs(vmin))
+            assert np.all(lower <= vmin + slack), f"{m}/{dt}: lower {lower} above sampled min {vmin}"
+            slack = tol + 1e-9 * (1 + np.abs(vmax))
+            assert np.all(upper >= vmax - slack), f"{m}/{dt}: upper {upper} below sampled max {vmax}"
+            out[(m, dt)] = ob
+    return out, vmin, vmax
+
+
+def check_nodes(g32, g64, lo, hi, X, methods=("ibp", "crown")):
+    """intermediate_bounds of every node contain the node's value at every sample."""
+    with torch.no_grad():
+        vals = g64.forward_all(torch.tensor(X, dtype=F64))
+    x_lo, x_hi = boxes(lo, hi)
+    for g, rel in ((g32, 1e-5), (g64, 1e-10)):
+        for m in methods:
+            b = intermediate_bounds(g, x_lo.to(g.dtype), x_hi.to(g.dtype), m)
+            assert set(b) >= {n.name for n in g.nodes}
+            for name, v in vals.items():
+                blo, bhi = (t.double() for t in b[name])
+                assert blo.shape[1:] == v.shape[1:]
+                eps = rel * (1 + torch.maximum(blo.abs(), bhi.abs()))
+                below = (v < blo - eps).sum().item()
+                above = (v > bhi + eps).sum().item()
+                assert below == 0 and above == 0, f"{m}/{g.dtype}: node {name}: {below} below, {above} above"
+
+
+# --------------------------------------------------------------------------- generated networks
+def zoo_problem(kind, seed, radius=0.4, k=4):
+    model = ZOO[kind](seed)
+    g32, g64 = graph_from_onnx(model, kind), graph_from_onnx(model, kind, dtype=F64)
+    rng = np.random.default_rng(seed + 100)
+    c = rng.uniform(-1, 1, g32.n_inputs)
+    lo, hi = c - radius, c + radius
+    C = torch.tensor(rng.standard_normal((k, g32.n_outputs)))
+    d = torch.tensor(rng.standard_normal(k))
+    return g32, g64, C, d, lo, hi, rng
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("kind", sorted(ZOO))
+def test_generated_network_bounds_contain_samples(kind, seed):
+    g32, g64, C, d, lo, hi, rng = zoo_problem(kind, seed)
+    X = sample_inputs(g64, C, lo, hi, rng, n_uniform=1500)
+    obs, vmin, vmax = check_sound(g32, g64, C, d, lo, hi, X)
+    pre = obs[("crown", "f64")].pre
+    assert n_unstable({k: pre[k] for k in pre_activation_nodes(g64)}) > 0, "box too small to test relaxations"
+    check_nodes(g32, g64, lo, hi, X)
+    # alpha-CROWN is never looser than CROWN (both on CROWN intermediate bounds)
+    for dt in ("f32", "f64"):
+        a, c = obs[("alpha-crown", dt)], obs[("crown", dt)]
+        assert torch.all(a.lower - a.tol >= c.lower - c.tol - 1e-12)
+        assert torch.all(a.lower >= c.lower - 2 * c.tol)
+    # the bounds are not vacuous: CROWN's gap to the sampled range is finite and ordered
+    c64 = obs[("crown", "f64")]
+    assert torch.all(c64.lower <= c64.upper)
+
+
+def test_alpha_crown_improves_on_crown():
+    """Summed over several networks and rows, alpha-CROWN must buy something over CROWN."""
+    gain = 0.0
+    for seed in range(3):
+        g32, g64, C, d, lo, hi, _ = zoo_problem("fc", seed, radius=0.8, k=6)
+        x_lo, x_hi = boxes(lo, hi)
+        pre = intermediate_bounds(g64, x_lo, x_hi, "crown")
+        c = objective_bounds(g64, C, d, x_lo, x_hi, BoundSettings("crown"), pre=pre)
+        a = objective_bounds(g64, C, d, x_lo, x_hi, BoundSettings("alpha-crown", alpha_iters=40), pre=pre)
+        assert torch.all(a.lower >= c.lower - 1e-12)
+        gain += float((a.lower - c.lower).sum())
+    assert gain > 1e-3
+
+
+def test_batched_boxes_equal_separate_calls():
+    g32, g64, C, d, lo, hi, rng = zoo_problem("residual", 3)
+    lo2, hi2 = lo + 0.1, hi + 0.3
+    x_lo = torch.tensor(np.stack([lo, lo2]))
+    x_hi = torch.tensor(np.stack([hi, hi2]))
+    for m in METHODS:
+        both = objective_bounds(g64, C, d, x_lo, x_hi, BoundSettings(m), need_upper=True)
+        for i in range(2):
+            one = objective_bounds(g64, C, d, x_lo[i:i + 1], x_hi[i:i + 1], BoundSettings(m), need_upper=True)
+            if m == "alpha-crown":  # optimised jointly: only the CROWN floor is common
+                assert torch.all(both.lower[i] >= one.lower[0] - 0.5 * abs(one.lower[0]) - 1)
+                continue
+            assert torch.allclose(both.lower[i], one.lower[0], rtol=1e-9, atol=1e-9), m
+            assert torch.allclose(both.upper[i], one.upper[0], rtol=1e-9, atol=1e-9), m
+
+
+def test_fixed_split_bounds_are_sound_on_their_half():
+    """``fixed`` bounds (a ReLU split) give bounds valid for the inputs that meet the split."""
+    g32, g64, C, d, lo, hi, rng = zoo_problem("fc", 5, radius=0.8)
+    x_lo, x_hi = boxes(lo, hi)
+    pre = intermediate_bounds(g64, x_lo, x_hi, "crown")
+    name = pre_activation_nodes(g64)[1]
+    plo, phi = pre[name]
+    j = int(torch.nonzero(((plo < 0) & (phi > 0)).reshape(-1))[0])
+    X = lo + rng.random((20000, lo.size)) * (hi - lo)
+    with torch.no_grad():
+        vals = {k: v.reshape(len(X), -1) for k, v in g64.forward_all(torch.tensor(X)).items()}
+    for active in (True, False):
+        flo, fhi = plo.clone(), phi.clone()
+        if active:
+            flo.reshape(-1)[j] = 0.0
+        else:
+            fhi.reshape(-1)[j] = 0.0
+        b = intermediate_bounds(g64, x_lo, x_hi, "crown", fixed={name: (flo, fhi)})
+        keep = (vals[name][:, j] >= 0) if active else (vals[name][:, j] <= 0)
+        assert keep.sum() > 10
+        for node, v in vals.items():
+            blo, bhi = (t.reshape(1, -1) for t in b[node])
+            assert torch.all(v[keep] >= blo - 1e-9) and torch.all(v[keep] <= bhi + 1e-9), node
+        assert (b[name][0].reshape(-1)[j] >= 0) if active else (b[name][1].reshape(-1)[j] <= 0)
+        ob = objective_bounds(g64, C, d, x_lo, x_hi, BoundSettings("crown"), pre=b)
+        vv = (vals[g64.output_name] @ C.T - d)[keep]
+        assert torch.all(ob.lower[0] <= vv.min(0).values + 1e-9)
+
+
+# --------------------------------------------------------------------------- exact optimum (tiny nets)
+def relu_layers(g64):
+    """[(W (in, out), b)] of a plain Linear/ReLU chain."""
+    layers = []
+    for n in g64.nodes:
+        if isinstance(n.op, Linear):
+            b = n.op.bias if n.op.bias is not None else torch.zeros(n.op.weight.shape[1], dtype=F64)
+            layers.append((n.op.weight.numpy(), b.numpy().reshape(-1)))
+        else:
+            assert isinstance(n.op, ReLU)
+    return layers
+
+
+def activation_regions(layers, lo, hi):
+    """Every feasible ReLU activation pattern: (A_ub, b_ub, M, m) with y = x @ M + m on {A_ub x <= b_ub}."""
+    n = lo.size
+    bounds = list(zip(lo, hi))
+    regions = []
+
+    def feasible(A, b):
+        if not A:
+            return True
+        r = linprog(np.zeros(n), A_ub=np.array(A), b_ub=np.array(b), bounds=bounds, method="highs")
+        return r.status == 0
+
+    def rec(k, M, m, A, b, j):
+        W, bias = layers[k]
+        if k == len(layers) - 1:
+            regions.append((np.array(A).reshape(-1, n), np.array(b), M @ W, m @ W + bias))
+            return
+        Z, z = M @ W, m @ W + bias  # pre-activation of layer k = x @ Z + z
+        width = Z.shape[1]
+        if j == width:  # every neuron of layer k decided: pass to layer k + 1
+            act = np.array([s for s in pattern[k]])
+            rec(k + 1, Z * act, z * act, A, b, 0)
+            return
+        for active in (1, 0):
+            # active: z_j >= 0  <=>  -Z_j x <= z_j ; inactive: Z_j x <= -z_j
+            row, rhs = (-Z[:, j], z[j]) if active else (Z[:, j], -z[j])
+            A2, b2 = A + [row], b + [rhs]
+            if feasible(A2, b2):
+                pattern[k].append(active)
+                rec(k, M, m, A2, b2, j + 1)
+                pattern[k].pop()
+
+    pattern = [[] for _ in layers]
+    rec(0, np.eye(n), np.zeros(n), [], [], 0)
+    return regions
+
+
+def exact_min(regions, c, lo, hi):
+    """min over the box of c . y (c on the outputs): one LP per activation region."""
+    best, arg = np.inf, None
+    for A, b, M, m in regions:
+        r = linprog(M @ c, A_ub=A if len(A) else None, b_ub=b if len(A) else None, bounds=list(zip(lo, hi)),
+                    method="highs")
+        if r.status == 0 and r.fun + m @ c < best:
+            best, arg = r.fun + m @ c, r.x
+    return best, arg
+
+
+@pytest.mark.parametrize("seed,sizes", [(0, (2, 5, 4, 3)), (1, (2, 4, 5, 3)), (2, (2, 5, 5, 2)), (3, (2, 4, 4, 3))])
+def test_lower_bounds_below_exact_minimum(seed, sizes):
+    model = make_fc(seed, sizes=sizes)
+    g32, g64 = graph_from_onnx(model), graph_from_onnx(model, dtype=F64)
+    rng = np.random.default_rng(seed)
+    lo, hi = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
+    C = torch.tensor(rng.standard_normal((3, sizes[-1])))
+    d = torch.zeros(3)
+    regions = activation_regions(relu_layers(g64), lo, hi)
+    assert len(regions) >= 4
+    exact = np.empty(3)
+    exact_max = np.empty(3)
+    for k in range(3):
+        c = C[k].numpy()
+        exact[k], x_star = exact_min(regions, c, lo, hi)
+        # the oracle is consistent: the network at the LP minimiser has that value
+        y_star = g64.forward(torch.tensor(x_star).reshape(1, -1))[0].numpy()
+        assert abs(y_star @ c - exact[k]) <= 1e-6 * (1 + abs(exact[k]))
+        exact_max[k] = -exact_min(regions, -c, lo, hi)[0]
+    # and it is below every sampled value
+    X = sample_inputs(g64, C, lo, hi, rng, n_uniform=3000)
+    vals = objective_values(g64, C, d, X)
+    assert np.all(exact <= vals.min(0) + 1e-7) and np.all(exact_max >= vals.max(0) - 1e-7)
+    obs, _, _ = check_sound(g32, g64, C, d, lo, hi, X)
+    for (m, dt), ob in obs.items():
+        tol = ob.tol[0].numpy() + 1e-6
+        assert np.all(ob.lower[0].numpy() <= exact + tol), f"{m}/{dt}: {ob.lower[0].numpy()} > exact {exact}"
+        assert np.all(ob.upper[0].numpy() >= exact_max - tol), f"{m}/{dt}: {ob.upper[0].numpy()} < {exact_max}"
+    a, c = obs[("alpha-crown", "f64")], obs[("crown", "f64")]
+    assert torch.all(a.lower >= c.lower - 1e-12)
+
+
+# --------------------------------------------------------------------------- benchmark networks
+BENCH_CASES = {
+    "acasxu_1_1_prop2": ("acasxu/onnx/ACASXU_run2a_1_1_batch_2000.onnx", "acasxu/vnnlib/prop_2.vnnlib", 1.0),
+    "mnist_256x2": ("mnist_fc/onnx/mnist-net_256x2.onnx", "mnist_fc/vnnlib/prop_1_0.03.vnnlib", 1.0),
+    "oval21_base_small_eps": ("oval21/onnx/cifar_base_kw.onnx",
+                              "oval21/vnnlib/cifar_base_kw-img8194-eps0.018300653594771243.vnnlib", 0.25),
+    "test_small": ("test/test_small.onnx", "test/test_small.vnnlib", 1.0),
+    "test_sat": ("test/test_sat.onnx", "test/test_prop.vnnlib", 1.0),
+}
+
+
+def bench_problem(case):
+    onnx_rel, vnn_rel, shrink = BENCH_CASES[case]
+    g32 = load_onnx(BENCH / onnx_rel)
+    g64 = g32.to(dtype=F64)
+    spec = load_vnnlib(BENCH / vnn_rel, g32.n_inputs, g32.n_outputs)
+    lo, hi, idx = spec.regions()[0]
+    c = (lo + hi) / 2
+    lo, hi = c - shrink * (c - lo), c + shrink * (hi - c)
+    C, d, _ = stacked_rows(spec, idx)
+    return g32, g64, C, d, lo, hi
+
+
+@needs_bench
+@pytest.mark.parametrize("case", sorted(BENCH_CASES))
+def test_benchmark_network_bounds_contain_samples(case):
+    g32, g64, C, d, lo, hi = bench_problem(case)
+    rng = np.random.default_rng(7)
+    big = g32.n_inputs > 1000
+    X = sample_inputs(g64, C, lo, hi, rng, n_uniform=500 if big else 2000, starts=4 if big else 12,
+                      steps=20 if big else 40)
+    check_sound(g32, g64, C, d, lo, hi, X, methods=("ibp", "crown") if big else METHODS)
+    check_nodes(g32, g64, lo, hi, X[:1000])
+
+
+@needs_bench
+def test_sigmoid_network_ibp_sound_and_crown_unsupported():
+    g32 = load_onnx(BENCH / "eran/nets/ffnnSIGMOID__Point_6x200.onnx")
+    spec = load_vnnlib(BENCH / "eran/specs/mnist/mnist_spec_idx_8098_eps_0.01500.vnnlib", g32.n_inputs,
+                       g32.n_outputs)
+    lo, hi, idx = spec.regions()[0]
+    C, d, _ = stacked_rows(spec, idx)
+    g64 = g32.to(dtype=F64)
+    X = sample_inputs(g64, C, lo, hi, np.random.default_rng(0), n_uniform=500, starts=4, steps=20)
+    check_sound(g32, g64, C, d, lo, hi, X, methods=("ibp",))
+    check_nodes(g32, g64, lo, hi, X, methods=("ibp",))
+    with pytest.raises(UnsupportedError):
+        objective_bounds(g32, C, d, *boxes(lo, hi), BoundSettings("crown"))
+
+
+@needs_bench
+@pytest.mark.parametrize("case", ["mnist_256x2", "acasxu_1_1_prop2"])
+def test_float32_and_float64_bounds_agree(case):
+    g32, g64, C, d, lo, hi = bench_problem(case)
+    x_lo, x_hi = boxes(lo, hi)
+    for m in ("ibp", "crown"):
+        b32 = objective_bounds(g32, C, d, x_lo, x_hi, BoundSettings(m))
+        b64 = objective_bounds(g64, C, d, x_lo, x_hi, BoundSettings(m))
+        diff = (b32.lower - b64.lower).abs()
+        assert torch.all(diff <= 1e-4 * (1 + b64.lower.abs())), (m, diff)
+        # the float32 rounding allowance covers the float32 error
+        assert torch.all(b64.lower >= b32.lower - b32.tol), m
+        assert torch.all(b32.tol > b64.tol)
+
+
+# --------------------------------------------------------------------------- rounding tolerance, settings
+def test_proven_needs_margin_beyond_rounding_tolerance():
+    ob = ObjectiveBounds(lower=torch.tensor([[1e-7, 2e-6, -1.0]], dtype=F64),
+                         tol=torch.tensor([[1e-6, 1e-6, 1e-6]], dtype=F64), pre={})
+    assert ob.proven().tolist() == [[False, True, False]]
+
+
+def test_bound_just_above_zero_is_not_proven():
+    """Shift d so the real CROWN lower bound lands inside (0, tol]: not proven; beyond tol: proven."""
+    g32, g64, C, d, lo, hi, _ = zoo_problem("fc", 2, k=3)
+    x_lo, x_hi = boxes(lo, hi)
+    base = objective_bounds(g32, C, torch.zeros(3), x_lo, x_hi, BoundSettings("crown"))
+    tol = base.tol[0]
+    assert torch.all(tol > 0)
+    near = objective_bounds(g32, C, base.lower[0] - 0.3 * tol, x_lo, x_hi, BoundSettings("crown"))
+    assert torch.all(near.lower > 0) and not near.proven().any(), (near.lower, near.tol)
+    far = objective_bounds(g32, C, base.lower[0] - 5 * tol, x_lo, x_hi, BoundSettings("crown"))
+    assert far.proven().all()
+    # float64 has a far smaller allowance
+    b64 = objective_bounds(g64, C, torch.zeros(3), x_lo, x_hi, BoundSettings("crown"))
+    assert torch.all(b64.tol < 1e-6 * tol)
+
+
+def test_bound_settings_validated_and_frozen():
+    with pytest.raises(ValueError, match="unknown bound method"):
+        BoundSettings(method="crwon")
+    s = BoundSettings()
+    with pytest.raises(Exception):
+        s.method = "ibp"  # frozen
+    assert set(METHODS) == {"ibp", "crown", "alpha-crown"}

@@ -1,0 +1,168 @@
+"""Command line (verifier/cli.py): ``verify MODEL SPEC``, ``verify --help``, ``verify methods``.
+
+stdout's first line is the verdict; exit code 0 for a computed verdict and 2 for ``error``; user
+mistakes (unsupported operators, malformed or missing files) give ``error`` with a one-line
+message on stderr and no traceback. The console script itself is run in a subprocess for
+these; the benchmark instances run in-process through ``verifier.cli.main``.
+"""
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import BENCH, ROOT, make_fc, make_unsupported, needs_bench, read_expected, read_instances, save
+from frontends.vnnlib import load_vnnlib
+from verifier.cli import main
+from verifier.resultfile import check_counterexample, parse_result_text
+from verifier.validate import OnnxReference
+
+CORE_METHODS = ("attack", "ibp", "crown", "alpha-crown")
+
+
+def verify_cmd(*args) -> list[str]:
+    """The installed console script, or the module when the script is not on PATH."""
+    exe = shutil.which("verify")
+    head = [exe] if exe else [sys.executable, "-m", "verifier.cli"]
+    return head + [str(a) for a in args]
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run(verify_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+TEST_INSTANCES = read_instances(BENCH / "test") if (BENCH / "test").is_dir() else []
+EXPECTED = read_expected(BENCH / "test") if (BENCH / "test").is_dir() else {}
+
+
+# --------------------------------------------------------------------------- help and methods
+def test_help_mentions_methods():
+    p = run_cli("--help")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("usage: verify")
+    for word in ("--method", "--timeout", "--result-file", "methods", "crown", "attack", "unsat"):
+        assert word in p.stdout, word
+    assert "Traceback" not in p.stderr
+
+
+def test_methods_lists_core_methods(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    names = [ln.split()[0] for ln in out.splitlines() if ln.strip()]
+    assert set(CORE_METHODS) <= set(names), names
+    assert names == sorted(names)
+    for ln in out.splitlines():  # every method has a description
+        assert len(ln.split(None, 1)) == 2, ln
+
+
+def test_no_arguments_prints_usage_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage: verify" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- errors
+def _assert_error_output(p, *words):
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout.splitlines()[0] == "error"
+    assert p.stdout == "error\n"
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1, p.stderr  # one line, no traceback
+    assert "Traceback" not in p.stderr
+    for w in words:
+        assert w in err[0], (w, err[0])
+
+
+@needs_bench
+def test_cli_unsupported_operators(tmp_path):
+    model = save(make_unsupported(), tmp_path / "bad_ops.onnx")
+    p = run_cli(model, BENCH / "test" / "test_prop.vnnlib", "--method", "crown", "--result-file", tmp_path / "r.txt")
+    _assert_error_output(p, "error", "soft_1", "Softmax", "wave_2", "Sin", str(model))
+    assert (tmp_path / "r.txt").read_text() == "error\n"
+
+
+@needs_bench
+def test_cli_malformed_model(tmp_path):
+    model = tmp_path / "garbage.onnx"
+    model.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    _assert_error_output(run_cli(model, BENCH / "test" / "test_prop.vnnlib"), str(model))
+
+
+@needs_bench
+def test_cli_missing_model(tmp_path, capsys):
+    model = tmp_path / "missing.onnx"
+    _in_process_error(capsys, [model, BENCH / "test" / "test_prop.vnnlib", "--method", "attack"], str(model),
+                      "not found")
+
+
+def _in_process_error(capsys, argv, *words):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "error\n", (rc, out, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, (w, err)
+
+
+def test_truncated_gzip_model_is_an_error(tmp_path, capsys):
+    model = tmp_path / "cut.onnx.gz"
+    model.write_bytes(gzip.compress(make_fc().SerializeToString())[:60])
+    spec = tmp_path / "p.vnnlib"
+    spec.write_text("(declare-const X_0 Real)(declare-const X_1 Real)(declare-const Y_0 Real)"
+                    "(declare-const Y_1 Real)(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= X_1 0))"
+                    "(assert (<= X_1 1))(assert (<= Y_0 Y_1))")
+    _in_process_error(capsys, [model, spec, "--method", "ibp"], str(model))
+
+
+def test_malformed_spec_and_size_mismatch_are_errors(tmp_path, capsys):
+    model = save(make_fc(0, sizes=(2, 4, 3)), tmp_path / "m.onnx")
+    bad = tmp_path / "bad.vnnlib"
+    bad.write_text("(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n(assert (<= X_0 \n")
+    _in_process_error(capsys, [model, bad, "--method", "crown"], str(bad))
+    wrong = tmp_path / "wrong.vnnlib"  # 3 inputs for a 2-input network
+    wrong.write_text("".join(f"(declare-const X_{i} Real)" for i in range(3)) +
+                     "(declare-const Y_0 Real)(declare-const Y_1 Real)(declare-const Y_2 Real)"
+                     "(assert (>= X_0 0))(assert (<= X_0 1))(assert (<= Y_0 Y_1))")
+    _in_process_error(capsys, [model, wrong, "--method", "crown"], "wrong.vnnlib")
+
+
+def test_unknown_method_is_an_error(tmp_path, capsys):
+    model = save(make_fc(0, sizes=(2, 4, 2)), tmp_path / "m.onnx")
+    spec = tmp_path / "p.vnnlib"
+    spec.write_text("(declare-const X_0 Real)(declare-const X_1 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)"
+                    "(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= X_1 0))(assert (<= X_1 1))(assert (<= Y_0 Y_1))")
+    _in_process_error(capsys, [model, spec, "--method", "no-such-method"], "no-such-method")
+
+
+# --------------------------------------------------------------------------- the `test` benchmark
+@needs_bench
+@pytest.mark.parametrize("onnx_rel,vnn_rel,timeout", TEST_INSTANCES, ids=[i[0] for i in TEST_INSTANCES])
+def test_crown_verdicts_on_test_benchmark(onnx_rel, vnn_rel, timeout, tmp_path, capsys):
+    model, prop = BENCH / "test" / onnx_rel, BENCH / "test" / vnn_rel
+    result_file = tmp_path / "result.txt"
+    rc = main([str(model), str(prop), "--method", "crown", "--timeout", str(timeout),
+               "--result-file", str(result_file)])
+    out, err = capsys.readouterr()
+    expected = EXPECTED[(onnx_rel, vnn_rel)]
+    assert rc == 0, err
+    assert out.splitlines()[0] == expected, (out, err)
+    assert result_file.read_text() == out
+    word, x, y = parse_result_text(result_file.read_text())
+    assert word == expected
+    if word == "sat":
+        ok, why = check_counterexample(OnnxReference(model).run, load_vnnlib(prop), x, y)
+        assert ok, why
+
+
+@needs_bench
+@pytest.mark.parametrize("onnx_rel,vnn_rel", [k for k, v in EXPECTED.items() if v == "unsat"],
+                         ids=[k[0] for k, v in EXPECTED.items() if v == "unsat"])
+def test_attack_never_sat_on_unsat_instance(onnx_rel, vnn_rel, capsys):
+    rc = main([str(BENCH / "test" / onnx_rel), str(BENCH / "test" / vnn_rel), "--method", "attack",
+               "--timeout", "1", "-q"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert out.splitlines()[0] in ("unknown", "timeout"), out

@@ -1,0 +1,240 @@
+"""Branch and bound by splitting the input box (for networks with few inputs, e.g. ACAS Xu).
+
+Each round bounds a batch of sub-boxes at once with CROWN (intermediate CROWN
+bounds per box). A sub-box is closed when every disjunct has a row whose lower
+bound of ``C y - d`` is positive beyond rounding.
+
+Branching (``BaBSettings.input_branching``):
+- ``"smear"``: split the dimension with the largest ``|A_i| * width_i`` of the
+  linear bound on the unproven rows (cheap);
+- ``"best"``: bound both halves for every dimension and keep the split whose worse
+  child has the best bound (the bound-improvement heuristic; 2n bounds per box,
+  far fewer boxes).
+Every round the network is evaluated at each open box's centre and at the
+vertex that minimises each row's linear lower bound: a point meeting a disjunct
+is validated with onnxruntime and ends the search with ``sat``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from ..bounds.crown import backward_lower, intermediate_bounds
+from ..bounds.objective import rel_tol
+from ..core_methods import stacked_rows
+from ..problem import Deadline, Problem
+from ..result import Counterexample
+from .settings import BaBSettings
+
+log = logging.getLogger("verifier.bab")
+
+
+class Outcome:
+    PROVEN, FALSIFIED, OPEN = "proven", "falsified", "open"
+
+
+def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0):
+    """Lower bounds (B, K) float64, rounding allowance (B, K) and input coefficients (B, K, n)."""
+    if lo.shape[0] > chunk:
+        parts = [bound_boxes(graph, C, d, lo[i:i + chunk], hi[i:i + chunk], chunk, alpha_iters) for i in range(0, lo.shape[0], chunk)]
+        return tuple(torch.cat(p) for p in zip(*parts))
+    B, K = lo.shape[0], C.shape[0]
+    pre = intermediate_bounds(graph, lo, hi, "crown")
+    A0 = C.reshape(1, K, *graph.output_shape).expand(B, K, *graph.output_shape)
+    _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True)
+    lb, tol = _concretize(Ax, bias, lo, hi, d, graph.dtype)
+    if alpha_iters > 0 and graph.nonlinear_nodes():
+        lb, tol, Ax = _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, alpha_iters)
+    return lb, tol, Ax
+
+
+def _concretize(Ax, bias, lo, hi, d, dtype):
+    Ad, bd = Ax.double(), bias.double()
+    lo64, hi64 = lo.double().unsqueeze(1), hi.double().unsqueeze(1)
+    lb = (Ad.clamp(min=0) * lo64).sum(-1) + (Ad.clamp(max=0) * hi64).sum(-1) + bd - d.double()
+    mag = (Ad.abs() * torch.maximum(lo64.abs(), hi64.abs())).sum(-1) + bd.abs() + d.double().abs()
+    return lb, rel_tol(dtype) * mag
+
+
+def _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, iters):
+    """A few alpha-CROWN steps on the objective (intermediate bounds fixed); keeps the best per row."""
+    from ..bounds.optim import Adam
+    from ..ops import ReLU
+
+    B, K = A0.shape[:2]
+    alphas = {}
+    for node in graph.nonlinear_nodes():
+        l, u = pre[node.inputs[0]]
+        alphas[node.name] = ReLU.default_alpha(l, u).unsqueeze(1).expand(B, K, *l.shape[1:]).clone().requires_grad_(True)
+    opt = Adam(list(alphas.values()), lr=0.5)
+    for _ in range(iters):
+        with torch.enable_grad():
+            cur, Ax2, bias2 = backward_lower(graph, graph.output_name, A0, lo, hi, pre, alphas, return_linear=True)
+            opt.zero_grad()
+            (-cur.sum()).backward()
+        with torch.no_grad():
+            lb2, tol2 = _concretize(Ax2.detach(), bias2.detach(), lo, hi, d, graph.dtype)
+            better = (lb2 - tol2) > (lb - tol)
+            lb, tol = torch.where(better, lb2, lb), torch.where(better, tol2, tol)
+            Ax = torch.where(better.unsqueeze(-1), Ax2.detach(), Ax)
+            opt.step()
+            for a in alphas.values():
+                a.clamp_(0.0, 1.0)
+    return lb, tol, Ax
+
+
+class _Rows:
+    """Row/disjunct bookkeeping of one region."""
+
+    def __init__(self, spec, idx, dev, dt):
+        C, d, groups = stacked_rows(spec, idx)
+        self.C, self.d, self.groups = C.to(dev, dt), d.to(dev, dt), groups
+        K, G = self.C.shape[0], len(groups)
+        self.member = torch.zeros(K, G, dtype=torch.bool, device=dev)
+        for g, rows in enumerate(groups):
+            self.member[rows, g] = True
+        m = max(len(r) for r in groups)
+        self.gidx = torch.tensor([r + [r[0]] * (m - len(r)) for r in groups], device=dev)  # (G, m)
+        self.idx = idx
+
+    def group_ok(self, lb, tol, done):
+        return done | ((lb > tol).unsqueeze(-1) & self.member).any(1)  # (B, G)
+
+    def group_best(self, lb):
+        """(B, G): the best (highest) row lower bound of each group."""
+        return lb.unsqueeze(-1).masked_fill(~self.member, -float("inf")).max(1).values
+
+
+def _falsify(problem, rows: _Rows, lo, hi, Ax, grp_ok):
+    """Evaluate the centre and the bound-minimising vertices; return a validated counterexample or None."""
+    from ..validate import validate_candidate
+
+    graph = problem.graph
+    B, n = lo.shape
+    K = rows.C.shape[0]
+    vert = torch.where(Ax > 0, lo.unsqueeze(1), hi.unsqueeze(1))  # (B, K, n)
+    pts = torch.cat([((lo + hi) / 2).unsqueeze(1), vert], 1).reshape(-1, n)
+    y = graph.forward(pts).reshape(B, K + 1, -1)
+    vals = torch.einsum("ko,bpo->bpk", rows.C, y) - rows.d  # (B, P, K)
+    gl = vals[:, :, rows.gidx].max(-1).values  # (B, P, G)
+    gl = gl.masked_fill(grp_ok.unsqueeze(1), float("inf"))
+    hit = gl <= 0
+    if not bool(hit.any()):
+        return None
+    for b, p, g in torch.nonzero(hit)[:16].tolist():
+        x = pts.reshape(B, K + 1, n)[b, p].double().cpu().numpy()
+        cex = validate_candidate(problem.reference, problem.spec, x, disjuncts=[rows.idx[g]])
+        if cex is not None:
+            return cex
+    return None
+
+
+def _halves(lo, hi, dim):
+    ar = torch.arange(lo.shape[0], device=lo.device)
+    mid = (lo[ar, dim] + hi[ar, dim]) / 2
+    lo2, hi1 = lo.clone(), hi.clone()
+    hi1[ar, dim] = mid
+    lo2[ar, dim] = mid
+    return (lo, hi1), (lo2, hi)
+
+
+def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline,
+                       stats: dict) -> tuple[str, Counterexample | None]:
+    """Search one input region. Returns (outcome, counterexample)."""
+    graph = problem.graph
+    dev, dt = graph.device, graph.dtype
+    rows = _Rows(problem.spec, idx, dev, dt)
+    G = len(rows.groups)
+    n = graph.n_inputs
+    best_mode = settings.input_branching == "best"
+    LO = torch.tensor(lo_np, dtype=dt, device=dev).reshape(1, -1)
+    HI = torch.tensor(hi_np, dtype=dt, device=dev).reshape(1, -1)
+    DONE = torch.zeros(1, G, dtype=torch.bool, device=dev)  # groups already proven on the box
+    last_log = time.monotonic()
+    first = True
+    while LO.shape[0] > 0:
+        if deadline.expired():
+            stats["open_domains"] = stats.get("open_domains", 0) + LO.shape[0]
+            return Outcome.OPEN, None
+        N = LO.shape[0]
+        per = settings.batch // (2 * n) if (best_mode and not first) else settings.batch
+        take = max(1, min(per, N))
+        # newest boxes first (depth first), which keeps the number of stored boxes small
+        lo, hi, done = LO[N - take:], HI[N - take:], DONE[N - take:]
+        LO, HI, DONE = LO[: N - take], HI[: N - take], DONE[: N - take]
+        with torch.no_grad():
+            if best_mode and not first:
+                lo, hi, done = _best_split(problem, rows, lo, hi, done, stats)
+                if lo is None:
+                    return Outcome.FALSIFIED, hi
+            first = False
+            lb, tol, Ax = bound_boxes(graph, rows.C, rows.d, lo, hi, alpha_iters=settings.input_alpha_iters)
+            stats["bound_calls"] = stats.get("bound_calls", 0) + 1
+            stats["domains"] = stats.get("domains", 0) + lo.shape[0]
+            grp_ok = rows.group_ok(lb, tol, done)
+            open_ = ~grp_ok.all(1)
+            if not bool(open_.any()):
+                continue
+            lo, hi, Ax, lb, grp_ok = lo[open_], hi[open_], Ax[open_], lb[open_], grp_ok[open_]
+            cex = _falsify(problem, rows, lo, hi, Ax, grp_ok)
+            if cex is not None:
+                return Outcome.FALSIFIED, cex
+            width = hi - lo
+            if bool((width.max(1).values <= 1e-9 * (1 + hi.abs().max(1).values)).any()):
+                stats["unsplittable"] = True
+                return Outcome.OPEN, None
+            if best_mode:  # children are chosen (and bounded) in the next round
+                LO, HI, DONE = torch.cat([LO, lo]), torch.cat([HI, hi]), torch.cat([DONE, grp_ok])
+            else:
+                dim = _smear_dim(rows, lb, Ax, width, grp_ok)
+                (l1, h1), (l2, h2) = _halves(lo, hi, dim)
+                LO, HI, DONE = torch.cat([LO, l1, l2]), torch.cat([HI, h1, h2]), torch.cat([DONE, grp_ok, grp_ok])
+        stats["max_domains"] = max(stats.get("max_domains", 0), LO.shape[0])
+        if time.monotonic() - last_log > settings.log_every:
+            last_log = time.monotonic()
+            log.info("input split: %d open boxes, %d bounded, worst bound %.4g, %.1fs left",
+                     LO.shape[0], stats["domains"], float(rows.group_best(lb).min()), deadline.left())
+    return Outcome.PROVEN, None
+
+
+def _smear_dim(rows: _Rows, lb, Ax, width, grp_ok):
+    dev = lb.device
+    best_row = torch.stack([torch.tensor(r, device=dev)[lb[:, r].argmax(1)] for r in rows.groups], 1)  # (B, G)
+    coef = torch.gather(Ax, 1, best_row.unsqueeze(-1).expand(-1, -1, Ax.shape[2])).abs()  # (B, G, n)
+    coef = coef * (~grp_ok).unsqueeze(-1)
+    score = (coef * width.unsqueeze(1)).sum(1)
+    score = torch.where(width > 0, score + 1e-12 * width, torch.full_like(score, -1.0))
+    return score.argmax(1)
+
+
+def _best_split(problem, rows: _Rows, lo, hi, done, stats):
+    """For each box, bound both halves along every dimension; return the children of the best split.
+
+    Returns (lo, hi, done) of the chosen children (still to be bounded by the caller), or
+    (None, counterexample, None) when a child's probe falsifies the property.
+    """
+    graph = problem.graph
+    B, n = lo.shape
+    dims = torch.arange(n, device=lo.device)
+    L = lo.unsqueeze(1).expand(B, n, n).reshape(-1, n)
+    H = hi.unsqueeze(1).expand(B, n, n).reshape(-1, n)
+    dim = dims.repeat(B)
+    (l1, h1), (l2, h2) = _halves(L, H, dim)
+    cl, ch = torch.cat([l1, l2]), torch.cat([h1, h2])  # (2*B*n, n)
+    lb, tol, _ = bound_boxes(graph, rows.C, rows.d, cl, ch)
+    stats["domains"] = stats.get("domains", 0) + cl.shape[0]
+    dd = done.repeat_interleave(n, 0).repeat(2, 1)
+    ok = rows.group_ok(lb, tol, dd)
+    gb = rows.group_best(lb).masked_fill(ok, float("inf"))  # proven groups do not count
+    quality = gb.min(1).values.clamp(max=1e30).reshape(2, B, n)  # worst open group of each child
+    quality = torch.minimum(quality[0], quality[1])  # the worse child of each split (B, n)
+    width = hi - lo
+    quality = torch.where(width > 0, quality, torch.full_like(quality, -float("inf")))
+    best = quality.argmax(1)  # (B,)
+    sel = torch.arange(B, device=lo.device) * n + best
+    c1, c2 = sel, sel + B * n
+    ch_lo, ch_hi = torch.cat([cl[c1], cl[c2]]), torch.cat([ch[c1], ch[c2]])
+    ch_done = torch.cat([ok[c1], ok[c2]])
+    return ch_lo, ch_hi, ch_done

@@ -1,0 +1,80 @@
+"""Top level of the complete search: attack first, then input or ReLU splitting per region."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+from ..attack import pgd_attack
+from ..bounds import BoundSettings
+from ..core_methods import bound_spec
+from ..methods import register_method
+from ..options import VerifyOptions
+from ..problem import Deadline, Problem
+from ..result import Result, Verdict
+from .input_split import Outcome, input_split_region
+from .settings import BaBSettings
+
+log = logging.getLogger("verifier.bab")
+
+
+def choose_strategy(problem: Problem, settings: BaBSettings) -> str:
+    return "input" if problem.graph.n_inputs <= settings.input_split_max_dim else "relu"
+
+
+def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, settings: BaBSettings,
+            name: str = "bab", attack_first: bool = True) -> Result:
+    """Quick CROWN bound, then an attack, then the branch and bound region by region."""
+    stats: dict = {}
+    timings: dict[str, float] = {}
+    t = time.monotonic()
+    proven, best = bound_spec(problem, BoundSettings("crown"), deadline)
+    timings["crown"] = time.monotonic() - t
+    stats["crown_bound"] = min(best) if best else None
+    if all(proven):
+        return Result(Verdict.UNSAT, f"{name}:crown", bound=stats["crown_bound"], timings=timings, stats=stats)
+    if attack_first:
+        t = time.monotonic()
+        budget = Deadline(min(deadline.left(), max(1.0, settings.attack_fraction * options.timeout)))
+        cex = pgd_attack(problem.graph, problem.spec, options.attack, budget, problem.reference, stats=stats)
+        timings["attack"] = time.monotonic() - t
+        if cex is not None:
+            return Result(Verdict.SAT, name + ":attack", counterexample=cex, timings=timings, stats=stats)
+    strategy = choose_strategy(problem, settings)
+    stats["strategy"] = strategy
+    t = time.monotonic()
+    if strategy == "relu":
+        from .relu_split import relu_split_region as search_region
+    else:
+        search_region = input_split_region
+    all_proven = True
+    spec = problem.spec
+    for (lo, hi, idx) in spec.regions():
+        if all(proven[j] for j in idx):
+            continue
+        open_idx = [j for j in idx if not proven[j]]
+        outcome, cex = search_region(problem, lo, hi, open_idx, settings, deadline, stats)
+        if outcome == Outcome.FALSIFIED:
+            timings["search"] = time.monotonic() - t
+            return Result(Verdict.SAT, f"{name}:{strategy}-split", counterexample=cex, timings=timings, stats=stats)
+        if outcome == Outcome.OPEN:
+            all_proven = False
+            if deadline.expired():
+                break
+    timings["search"] = time.monotonic() - t
+    if all_proven:
+        return Result(Verdict.UNSAT, f"{name}:{strategy}-split", timings=timings, stats=stats)
+    verdict = Verdict.TIMEOUT if deadline.expired() else Verdict.UNKNOWN
+    return Result(verdict, f"{name}:{strategy}-split", timings=timings, stats=stats)
+
+
+def bab_method(problem: Problem, options: VerifyOptions, deadline: Deadline) -> Result:
+    return run_bab(problem, options, deadline, BaBSettings(), "bab")
+
+
+def auto_method(problem: Problem, options: VerifyOptions, deadline: Deadline) -> Result:
+    return run_bab(problem, options, deadline, BaBSettings(), "auto")
+
+
+register_method("bab", bab_method, "branch and bound (input or ReLU splitting) with attacks: sat / unsat")
+register_method("auto", auto_method, "default: attack, then branch and bound chosen by the input size")

@@ -1,0 +1,21 @@
+"""Settings of the branch and bound, in one typed object."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BaBSettings:
+    batch: int = 1024  # domains bounded per call
+    max_domains: int = 300_000  # cap on stored domains; past it the search goes depth first
+    input_split_max_dim: int = 32  # input splitting when the input has at most this many dimensions
+    input_alpha_iters: int = 3  # alpha-CROWN steps on the objective of each box (input splitting)
+    input_branching: str = "smear"  # input splitting heuristic: smear (cheap) | best (bound improvement)
+    bound_method: str = "crown"  # bound of each domain: crown | alpha-crown
+    relu_batch: int = 64  # domains bounded per call in ReLU splitting
+    relu_alpha_iters: int = 0  # alpha-CROWN steps on the objective of each ReLU-split domain
+    root_alpha: bool = True  # try alpha-CROWN once at the root before branching (ReLU splitting)
+    attack_fraction: float = 0.1  # share of the time for the first attack
+    attack_every: int = 20  # PGD on the worst domains every N iterations (ReLU splitting)
+    milp_fallback_neurons: int = 0  # ReLU splitting: hand a domain to MILP when it has at most this many unstable ReLUs (0 = off)
+    log_every: float = 2.0  # seconds between progress lines with --verbose

@@ -1,0 +1,965 @@
+"""Lipschitz certificates (l2) for the networks of the layer graph.
+
+For a logit map ``f`` that is L-Lipschitz in l2, a margin ``m = f_y(x) - max_j f_j(x) > 0``
+certifies that the class stays ``y`` within l2 radius ``m / (sqrt(2) L)``; per class pair,
+``min_j (f_y - f_j)(x) / L_yj`` with ``L_yj`` a Lipschitz bound of ``f_y - f_j`` is tighter.
+An l_inf radius follows from ``||d||_2 <= sqrt(n) ||d||_inf``: ``r_inf = r_2 / sqrt(n)``.
+
+What is computed here:
+
+- :func:`global_lipschitz` (``method='product'``): a bound on ``L`` as a product (along the
+  DAG: products along paths, sums at residual additions) of operator-norm upper bounds of
+  *segments*, i.e. maximal chains of single-input affine nodes (Linear, Conv, Scale,
+  Reshape, Transpose, AveragePool) between nonlinearities. A segment's norm is the largest
+  singular value of its Jacobian, materialized when small (float64 SVD); larger segments
+  are bounded operator by operator: dense weights by SVD, convolutions *as operators*
+  (never as dense matrices) by the exact norm of the circular convolution that contains
+  the zero-padded one (FFT of the kernel, one small SVD per frequency), and everything by
+  the Schur bound ``sqrt(max row sum |A| * max column sum |A|)`` computed with autograd
+  through the |weights| operator. Power iteration (autograd of the operator, :func:`power_iteration`)
+  gives a *lower* estimate of each norm; it is reported next to the upper bound but never
+  used as one (it underestimates). Pair bounds collapse the last segment into one vector
+  per class pair (the rows ``f_y - f_j`` of the last layer).
+- ``method='lipsdp'``: LipSDP-Neuron (Fazlyab et al., NeurIPS 2019) for feed-forward chains
+  of dense layers and ReLU/Tanh/Sigmoid, with one nonnegative multiplier per neuron (the
+  coupled "network" multiplier form is not used: later work showed it invalid), solved
+  with cvxpy (Clarabel, else SCS) under a time limit. The solver's multipliers are then
+  *checked*: the certified constant is recomputed exactly from them through a Schur
+  complement in float64, so solver tolerances cannot make the bound too small. When the
+  network does not fit, the solver fails, or time runs out, the product bound is returned
+  with a message.
+- :func:`local_lipschitz`: on an input box, ReLUs that cannot be active there (from the
+  core's interval or CROWN bounds) are masked out of the segments next to them; each
+  masked segment norm is at most the unmasked one, and the result is clipped to the global
+  bound, so it is never larger.
+- :func:`clever_estimate`: CLEVER-style (Weng et al. 2018) sampling of gradient norms near a
+  point with a reverse-Weibull fit. It is an ESTIMATE, never a certificate: useful to see how
+  loose the certified bound is.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import UnsupportedError
+from .graph import Graph, Node
+from .ops import AddNodes, AveragePool, Conv, Linear, MaxPool, ReLU, Reshape, Scale, Sigmoid, Tanh, Transpose
+
+# a segment's Jacobian is materialized (and its norm computed by SVD) up to this many entries
+DENSE_LIMIT = 1 << 22
+# relative inflation of every float64 norm (covers SVD / FFT rounding many times over)
+NORM_INFLATE = 1.0 + 1e-9
+# activation slopes: every supported activation is slope-restricted in [0, beta]
+ACT_BETA = {ReLU: 1.0, Tanh: 1.0, Sigmoid: 0.25}
+
+
+# =========================================================================== results
+@dataclass
+class LipschitzBound:
+    """Upper bounds on l2 Lipschitz constants of a graph's output map."""
+
+    L: float  # bound on Lip(x -> f(x)) for the whole output vector
+    pair: np.ndarray | None = None  # (K, K): bound on Lip(f_i - f_j); diagonal 0
+    method: str = "product"
+    layers: list[dict] = field(default_factory=list)  # per segment / activation: name, upper, estimate
+    time_s: float = 0.0
+    message: str = ""
+
+    def pair_bound(self, i: int, j: int) -> float:
+        if self.pair is not None:
+            return float(self.pair[i, j])
+        return math.sqrt(2.0) * self.L
+
+    def pair_matrix(self, k: int) -> np.ndarray:
+        if self.pair is not None:
+            return self.pair
+        m = np.full((k, k), math.sqrt(2.0) * self.L)
+        np.fill_diagonal(m, 0.0)
+        return m
+
+
+@dataclass
+class Radius:
+    prediction: int  # argmax of the logits at x
+    margin: float  # f_pred - max_{j != pred} f_j (float64)
+    l2: float  # certified l2 radius (0 if none)
+    linf: float  # certified l_inf radius, l2 / sqrt(n)
+
+
+# =========================================================================== segments
+@dataclass
+class Segment:
+    """A maximal chain of single-input affine nodes: ``start`` -> nodes[0] -> ... -> nodes[-1]."""
+
+    start: str
+    nodes: list[Node]
+    in_shape: tuple[int, ...]
+
+    @property
+    def end(self) -> str:
+        return self.nodes[-1].name
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.nodes[-1].shape
+
+    @property
+    def n_in(self) -> int:
+        return int(math.prod(self.in_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(math.prod(self.out_shape))
+
+    def describe(self) -> str:
+        return " > ".join(n.op.describe() for n in self.nodes)
+
+
+def _chainable(node: Node) -> bool:
+    return node.op.affine and node.op.n_inputs == 1 and len(node.inputs) == 1
+
+
+def segments(graph: Graph) -> list[Segment]:
+    consumers = graph.consumers()
+    by_last: dict[str, Segment] = {}
+    segs: list[Segment] = []
+    for node in graph.nodes:
+        if not _chainable(node):
+            continue
+        src = node.inputs[0]
+        if src in by_last and len(consumers.get(src, [])) == 1 and src != graph.output_name:
+            seg = by_last.pop(src)
+            seg.nodes.append(node)
+        else:
+            seg = Segment(src, [node], graph.shape_of(src))
+            segs.append(seg)
+        by_last[node.name] = seg
+    return segs
+
+
+def _bias_free(op):
+    """A copy of an affine op without its constant term (the linear part)."""
+    if isinstance(op, (Linear, Conv)):
+        new = copy.copy(op)
+        new.bias = None
+        return new
+    if isinstance(op, Scale):
+        return Scale(op.scale, None)
+    return op
+
+
+def _abs_op(op):
+    """The op with |weights| and no constant term (entrywise |A| of its matrix), or None."""
+    if isinstance(op, Linear):
+        return Linear(op.weight.abs(), None)
+    if isinstance(op, Conv):
+        new = copy.copy(op)
+        new.weight, new.bias = op.weight.abs(), None
+        return new
+    if isinstance(op, Scale):
+        return Scale(op.scale.abs() if op.scale is not None else None, None)
+    if isinstance(op, (Reshape, Transpose, AveragePool)):
+        return op
+    return None
+
+
+class _SegOps:
+    """float64 linear (bias-free) and |A| operators of a segment, batched over a leading axis."""
+
+    def __init__(self, seg: Segment, device="cpu"):
+        self.seg = seg
+        self.ops = [_bias_free(n.op.to(device=device, dtype=torch.float64)) for n in seg.nodes]
+        absops = [_abs_op(o) for o in self.ops]
+        self.abs_ops = None if any(a is None for a in absops) else absops
+        self.device = device
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.ops:
+            x = op.forward(x)
+        return x
+
+    def absolute(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.abs_ops:
+            x = op.forward(x)
+        return x
+
+    def dense(self, chunk: int = 2048) -> torch.Tensor:
+        """The Jacobian ``(n_out, n_in)`` in float64."""
+        seg = self.seg
+        cols = []
+        for k in range(0, seg.n_in, chunk):
+            m = min(chunk, seg.n_in - k)
+            e = torch.zeros(m, seg.n_in, dtype=torch.float64, device=self.device)
+            e[torch.arange(m), torch.arange(k, k + m)] = 1.0
+            y = self.linear(e.reshape(m, *seg.in_shape)).reshape(m, -1)
+            cols.append(y)
+        return torch.cat(cols, 0).T.contiguous()
+
+
+def _vjp(fn, v: torch.Tensor, in_shape) -> torch.Tensor:
+    x = torch.zeros((v.shape[0], *in_shape), dtype=v.dtype, device=v.device, requires_grad=True)
+    with torch.enable_grad():
+        y = fn(x)
+        (g,) = torch.autograd.grad(y, x, grad_outputs=v.reshape(y.shape))
+    return g
+
+
+# =========================================================================== operator norms
+def spectral_norm(a: torch.Tensor) -> float:
+    """Largest singular value of a dense matrix (float64 SVD), slightly inflated."""
+    if a.numel() == 0:
+        return 0.0
+    return float(torch.linalg.matrix_norm(a.double(), ord=2)) * NORM_INFLATE
+
+
+def power_iteration(fn, in_shape, iters: int = 200, tol: float = 1e-8, seed: int = 0,
+                    dtype=torch.float64, device="cpu") -> float:
+    """Estimate ``||A||_2`` of a linear map ``fn`` (batched over a leading axis) by power iteration on A^T A.
+
+    ``A^T A v`` is taken with autograd, so convolutions run as operators. The result
+    ``||A v||`` for a unit ``v`` is a LOWER bound on the norm (an estimate, not a certificate).
+    """
+    gen = torch.Generator(device=device).manual_seed(seed)
+    v = torch.randn((1, *in_shape), generator=gen, dtype=dtype, device=device)
+    v = v / v.norm()
+    est = 0.0
+    for _ in range(iters):
+        x = v.detach().requires_grad_(True)
+        with torch.enable_grad():
+            y = fn(x)
+            (u,) = torch.autograd.grad(0.5 * (y * y).sum(), x)
+        nrm = float(u.norm())
+        if nrm == 0.0:
+            return 0.0
+        v = (u / nrm).detach()
+        new = math.sqrt(nrm)
+        if abs(new - est) <= tol * new:
+            break
+        est = new
+    with torch.no_grad():
+        return float(fn(v).norm())
+
+
+def conv_fft_bound(conv: Conv, in_shape) -> float:
+    """Upper bound on the l2 operator norm of a zero-padded (strided, dilated, grouped) convolution.
+
+    The padded input embeds isometrically into an ``N``-periodic grid (N = padded size);
+    the stride-1 valid convolution is then a restriction of the circular convolution on
+    that grid, whose singular values are those of the ``C_out x C_in`` matrices of the
+    kernel's DFT at each frequency (Sedghi et al. 2019), so the norm is at most the largest
+    of those. A stride ``s`` convolution is first rewritten as a stride-1 convolution of the
+    ``s x s`` polyphase components of the input (``C_in * s^2`` channels, kernel
+    ``ceil(k / s)``), a permutation of the input, which keeps the bound tight. Dilation is
+    expanded into the kernel; groups give a block-diagonal operator (max over groups).
+    """
+    w = conv.weight.detach().to(torch.float64)
+    nd = conv.nd
+    cout, cin_g = w.shape[:2]
+    k = list(w.shape[2:])
+    dil = list(conv.dilations)
+    if any(d > 1 for d in dil):
+        keff = [(kk - 1) * d + 1 for kk, d in zip(k, dil)]
+        wd = torch.zeros(cout, cin_g, *keff, dtype=torch.float64, device=w.device)
+        wd[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dil)] = w
+        w, k = wd, keff
+    spatial = list(in_shape[-nd:])
+    begin = list(conv.pads)
+    end = [conv.fpad[2 * (nd - 1 - i) + 1] for i in range(nd)]
+    padded = [s_ + b + e for s_, b, e in zip(spatial, begin, end)]
+    st = [int(v) for v in conv.strides]
+    if any(v > 1 for v in st):
+        kq = [-(-kk // v) for kk, v in zip(k, st)]  # ceil(k / s)
+        wp = torch.zeros(cout, cin_g, *[q * v for q, v in zip(kq, st)], dtype=torch.float64, device=w.device)
+        wp[(slice(None), slice(None)) + tuple(slice(0, kk) for kk in k)] = w
+        view = [cout, cin_g]
+        for q, v in zip(kq, st):
+            view += [q, v]
+        wp = wp.reshape(view)
+        perm = [0, 1] + [3 + 2 * i for i in range(nd)] + [2 + 2 * i for i in range(nd)]
+        w = wp.permute(*perm).reshape(cout, cin_g * math.prod(st), *kq)
+        k = kq
+        padded = [-(-p // v) for p, v in zip(padded, st)]
+    size = [max(p, kk) for p, kk in zip(padded, k)]
+    cin_eff = w.shape[1]
+    dims = tuple(range(2, 2 + nd))
+    what = torch.fft.fftn(w, s=size, dim=dims)  # (cout, cin_eff, *size) complex
+    what = what.permute(*range(2, 2 + nd), 0, 1).reshape(-1, cout, cin_eff)
+    g = conv.group
+    cog = cout // g
+    best = 0.0
+    for gi in range(g):
+        blk = what[:, gi * cog:(gi + 1) * cog, :]
+        best = max(best, float(torch.linalg.matrix_norm(blk, ord=2).max()))
+    return best * NORM_INFLATE
+
+
+def _schur(abs_fn, in_shape, out_shape, d_in=None, d_out=None, dtype=torch.float64, device="cpu") -> float:
+    """``sqrt(max_i sum_j |A_ij| * max_j sum_i |A_ij|)`` for ``D_out A D_in`` given the |A| operator."""
+    ones_in = torch.ones((1, *in_shape), dtype=dtype, device=device)
+    if d_in is not None:
+        ones_in = ones_in * d_in.reshape(1, *in_shape).to(dtype)
+    with torch.no_grad():
+        rows = abs_fn(ones_in).reshape(-1)
+    ones_out = torch.ones((1, *out_shape), dtype=dtype, device=device)
+    if d_out is not None:
+        m = d_out.reshape(-1).to(dtype)
+        rows = rows * m
+        ones_out = ones_out * m.reshape(1, *out_shape)
+    cols = _vjp(abs_fn, ones_out, in_shape).reshape(-1)
+    if d_in is not None:
+        cols = cols * d_in.reshape(-1).to(dtype)
+    r = float(rows.max()) if rows.numel() else 0.0
+    c = float(cols.max()) if cols.numel() else 0.0
+    return math.sqrt(max(r, 0.0) * max(c, 0.0)) * NORM_INFLATE
+
+
+def op_norm_upper(op, in_shape) -> float:
+    """Upper bound on the l2 operator norm of one affine operator's linear part."""
+    if isinstance(op, Linear):
+        return spectral_norm(op.weight)
+    if isinstance(op, Scale):
+        return float(op.scale.abs().max()) * NORM_INFLATE if op.scale is not None else 1.0
+    if isinstance(op, (Reshape, Transpose)):
+        return 1.0
+    if isinstance(op, Conv):
+        op64 = op.to(dtype=torch.float64)
+        a = _abs_op(op64)
+        out_shape = tuple(op64._conv(torch.zeros((1, *in_shape), dtype=torch.float64, device=op64.weight.device),
+                                     None).shape[1:])
+        schur = _schur(a.forward, in_shape, out_shape, device=op64.weight.device)
+        return min(conv_fft_bound(op64, in_shape), schur)
+    if isinstance(op, AveragePool):
+        out_shape = tuple(op.forward(torch.zeros((1, *in_shape), dtype=torch.float64)).shape[1:])
+        return _schur(op.forward, in_shape, out_shape)
+    raise UnsupportedError(f"no Lipschitz rule for the operator {op.describe()}")
+
+
+def _maxpool_factor(op: MaxPool) -> float:
+    """l2 Lipschitz constant bound of max pooling: sqrt(max number of windows sharing an input)."""
+    m = 1
+    for k, s, d in zip(op.kernel, op.strides, op.dilations):
+        m *= min(k, math.ceil(((k - 1) * d + 1) / s))
+    return math.sqrt(m)
+
+
+# =========================================================================== segment norms
+@dataclass
+class _SegInfo:
+    seg: Segment
+    ops: _SegOps
+    upper: float  # certified upper bound of ||A||
+    dense: torch.Tensor | None  # Jacobian when materialized
+    estimate: float | None = None  # power-iteration estimate (lower)
+    how: str = ""
+
+
+def _analyze_segment(seg: Segment, dense_limit: int, estimate: bool, device="cpu") -> _SegInfo:
+    ops = _SegOps(seg, device)
+    if seg.n_in * seg.n_out <= dense_limit:
+        J = ops.dense()
+        up = spectral_norm(J)
+        return _SegInfo(seg, ops, up, J, up / NORM_INFLATE if estimate else None, "dense SVD")
+    prod = 1.0
+    shape = seg.in_shape
+    for node in seg.nodes:
+        prod *= op_norm_upper(node.op, shape)
+        shape = node.shape
+    up, how = prod, "product of operator norms"
+    if ops.abs_ops is not None:
+        s = _schur(ops.absolute, seg.in_shape, seg.out_shape, device=device)
+        if s < up:
+            up, how = s, "Schur bound"
+    est = power_iteration(ops.linear, seg.in_shape, device=device) if estimate else None
+    return _SegInfo(seg, ops, up, None, est, how)
+
+
+def _masked_norm(info: _SegInfo, d_in, d_out) -> float:
+    """Upper bound on ``||D_out A D_in||`` (masks are bool tensors or None), never above ``info.upper``."""
+    if d_in is not None and bool(d_in.all()):
+        d_in = None
+    if d_out is not None and bool(d_out.all()):
+        d_out = None
+    if d_in is None and d_out is None:
+        return info.upper
+    seg = info.seg
+    if info.dense is not None:
+        J = info.dense
+        if d_out is not None:
+            J = J[d_out.reshape(-1)]
+        if d_in is not None:
+            J = J[:, d_in.reshape(-1)]
+        return min(info.upper, spectral_norm(J))
+    if info.ops.abs_ops is None:
+        return info.upper
+    s = _schur(info.ops.absolute, seg.in_shape, seg.out_shape, d_in, d_out, device=info.ops.device)
+    return min(info.upper, s)
+
+
+# =========================================================================== the analysis
+class _Analysis:
+    """Cached per-graph structure: segments, their norms, the pair-bound tail."""
+
+    def __init__(self, graph: Graph, dense_limit: int = DENSE_LIMIT, estimate: bool = False):
+        self.graph = graph
+        self.consumers = graph.consumers()
+        self.segs = segments(graph)
+        self.seg_by_end = {s.end: s for s in self.segs}
+        self.members = {n.name for s in self.segs for n in s.nodes}
+        for node in graph.nodes:
+            if node.name in self.members:
+                continue
+            op = node.op
+            if isinstance(op, AddNodes) or isinstance(op, (ReLU, Tanh, Sigmoid, MaxPool)):
+                continue
+            raise UnsupportedError(f"no Lipschitz rule for node '{node.name}' ({op.describe()})")
+        dev = graph.device
+        self.info = {s.end: _analyze_segment(s, dense_limit, estimate, dev) for s in self.segs}
+        # pair-bound tail: the segment that produces the output
+        self.tail = self.seg_by_end.get(graph.output_name)
+        self.tail_J = None
+        if self.tail is not None:
+            info = self.info[self.tail.end]
+            if info.dense is not None:
+                self.tail_J = info.dense
+            elif self.tail.n_out * self.tail.n_in <= 4 * dense_limit and self.tail.n_out <= 4096:
+                eye = torch.eye(self.tail.n_out, dtype=torch.float64, device=dev)
+                self.tail_J = _vjp(info.ops.linear, eye, self.tail.in_shape).reshape(self.tail.n_out, -1)
+
+    def by_first(self) -> dict[str, Segment]:
+        """Segments by the name of their first node."""
+        return {s.nodes[0].name: s for s in self.segs}
+
+    # ------------------------------------------------------------------ propagation
+    def propagate(self, seg_norm) -> dict[str, float]:
+        g = self.graph
+        L = {g.input_name: 1.0}
+        for node in g.nodes:
+            if node.name in self.seg_by_end:
+                seg = self.seg_by_end[node.name]
+                L[node.name] = seg_norm(seg) * L[seg.start]
+            elif node.name in self.members:
+                continue
+            elif isinstance(node.op, AddNodes):
+                a, b = node.inputs
+                L[node.name] = abs(node.op.s0) * L[a] + abs(node.op.s1) * L[b]
+            elif isinstance(node.op, MaxPool):
+                L[node.name] = _maxpool_factor(node.op) * L[node.inputs[0]]
+            else:
+                L[node.name] = ACT_BETA[type(node.op)] * L[node.inputs[0]]
+        return L
+
+    def pairs(self, L: dict[str, float], d_in=None) -> np.ndarray | None:
+        """(K, K) bounds on Lip(f_i - f_j) from the collapsed tail, or None."""
+        if self.tail_J is None:
+            return None
+        J = self.tail_J
+        if d_in is not None:
+            J = J[:, d_in.reshape(-1)]
+        Lh = L[self.tail.start]
+        K = J.shape[0]
+        P = np.zeros((K, K))
+        for i in range(K):
+            P[i] = (J[i:i + 1] - J).norm(dim=1).cpu().numpy()
+        P = P * NORM_INFLATE * Lh
+        np.fill_diagonal(P, 0.0)
+        return P
+
+    def global_bound(self) -> LipschitzBound:
+        L = self.propagate(lambda s: self.info[s.end].upper)
+        Lout = L[self.graph.output_name]
+        P = self.pairs(L)
+        if P is not None:
+            P = np.minimum(P, math.sqrt(2.0) * Lout)
+            np.fill_diagonal(P, 0.0)
+        layers = [dict(name=s.end, op=s.describe(), upper=self.info[s.end].upper,
+                       estimate=self.info[s.end].estimate, how=self.info[s.end].how) for s in self.segs]
+        return LipschitzBound(Lout, P, "product", layers)
+
+    # ------------------------------------------------------------------ local masks
+    def masks(self, bounds: dict, b: int, tol_rel: float = 1e-9) -> dict[str, torch.Tensor]:
+        """Per ReLU node: bool mask of neurons that may be active on box ``b``."""
+        out = {}
+        for node in self.graph.nodes:
+            if isinstance(node.op, ReLU):
+                lo, hi = bounds[node.inputs[0]]
+                lo, hi = lo[b].double(), hi[b].double()
+                tol = tol_rel * (1.0 + torch.maximum(lo.abs(), hi.abs()))
+                out[node.name] = hi > -tol
+        return out
+
+    def seg_masks(self, seg: Segment, masks: dict):
+        d_in = masks.get(seg.start)
+        d_out = None
+        cons = self.consumers.get(seg.end, [])
+        if len(cons) == 1 and cons[0] in masks and seg.end != self.graph.output_name:
+            d_out = masks[cons[0]]
+        return d_in, d_out
+
+
+# =========================================================================== public API
+def _cache(graph: Graph) -> dict:
+    c = graph.__dict__.get("_lipschitz_cache")
+    if c is None:
+        c = {}
+        graph.__dict__["_lipschitz_cache"] = c
+    return c
+
+
+def _analysis(graph: Graph, dense_limit: int = DENSE_LIMIT, estimate: bool = False) -> _Analysis:
+    key = ("analysis", dense_limit, estimate)
+    c = _cache(graph)
+    if key not in c:
+        c[key] = _Analysis(graph, dense_limit, estimate)
+    return c[key]
+
+
+def product_bound(graph: Graph, dense_limit: int = DENSE_LIMIT, estimate: bool = False) -> LipschitzBound:
+    """Global product bound (cached per graph). ``estimate``: also power-iterate every segment."""
+    t0 = time.perf_counter()
+    a = _analysis(graph, dense_limit, estimate)
+    res = a.global_bound()
+    res.time_s = time.perf_counter() - t0
+    return res
+
+
+def global_lipschitz(graph: Graph, method: str = "product", time_limit: float = 60.0, solver: str = "auto",
+                     dense_limit: int = DENSE_LIMIT, estimate: bool = False, max_sdp_dim: int = 1500) -> LipschitzBound:
+    """Global l2 Lipschitz bound: ``product`` or ``lipsdp`` (falls back to the product bound)."""
+    if method == "product":
+        return product_bound(graph, dense_limit, estimate)
+    if method != "lipsdp":
+        raise ValueError(f"unknown Lipschitz method {method!r}; choose product or lipsdp")
+    t0 = time.perf_counter()
+    prod = product_bound(graph, dense_limit, estimate)
+    try:
+        sdp = lipsdp(graph, time_limit=time_limit, solver=solver, max_dim=max_sdp_dim)
+    except (UnsupportedError, LipSDPFailed) as e:
+        out = copy.copy(prod)
+        out.message = f"LipSDP not used ({e}); product bound"
+        out.time_s = time.perf_counter() - t0
+        return out
+    L = min(sdp.L, prod.L)
+    P = prod.pair_matrix(graph.n_outputs).copy()
+    P = np.minimum(P, math.sqrt(2.0) * L)
+    np.fill_diagonal(P, 0.0)
+    return LipschitzBound(L, P, "lipsdp", prod.layers, time.perf_counter() - t0,
+                          f"LipSDP {sdp.L:.6g} vs product {prod.L:.6g} (solver {sdp.message})")
+
+
+def local_lipschitz(graph: Graph, lo, hi, bounds_method: str = "crown", bounds: dict | None = None,
+                    global_bound: LipschitzBound | None = None, dense_limit: int = DENSE_LIMIT) -> list[LipschitzBound]:
+    """Lipschitz bounds valid on each input box ``[lo[b], hi[b]]`` (shape ``(B, n_inputs)``).
+
+    ReLUs whose pre-activation upper bound on the box is <= 0 are masked out of the
+    adjacent segments. Every bound is clipped to the global one (never larger).
+    """
+    t0 = time.perf_counter()
+    a = _analysis(graph, dense_limit)
+    glob = global_bound or a.global_bound()
+    lo = torch.as_tensor(np.asarray(lo, dtype=np.float64)).reshape(-1, graph.n_inputs)
+    hi = torch.as_tensor(np.asarray(hi, dtype=np.float64)).reshape(-1, graph.n_inputs)
+    if bounds is None:
+        g64 = _graph64(graph)
+        lo_, hi_ = lo.to(g64.device), hi.to(g64.device)
+        if bounds_method == "ibp":
+            bounds = g64.ibp(lo_, hi_)
+        else:
+            from .bounds.crown import intermediate_bounds
+
+            bounds = intermediate_bounds(g64, lo_, hi_, bounds_method)
+    K = graph.n_outputs
+    gP = glob.pair_matrix(K)
+    out = []
+    for b in range(lo.shape[0]):
+        masks = a.masks(bounds, b)
+
+        def seg_norm(seg, masks=masks):
+            d_in, d_out = a.seg_masks(seg, masks)
+            return _masked_norm(a.info[seg.end], d_in, d_out)
+
+        L = a.propagate(seg_norm)
+        Lout = min(L[graph.output_name], glob.L)
+        P = a.pairs(L, masks.get(a.tail.start) if a.tail is not None else None)
+        P = gP.copy() if P is None else np.minimum(P, gP)
+        P = np.minimum(P, math.sqrt(2.0) * Lout)
+        np.fill_diagonal(P, 0.0)
+        active = sum(int(m.sum()) for m in masks.values())
+        total = sum(m.numel() for m in masks.values())
+        out.append(LipschitzBound(Lout, P, "local-" + glob.method, [], 0.0,
+                                  f"{active}/{total} ReLUs possibly active"))
+    dt = time.perf_counter() - t0
+    for r in out:
+        r.time_s = dt / max(1, len(out))
+    return out
+
+
+def _graph64(graph: Graph) -> Graph:
+    c = _cache(graph)
+    if "f64" not in c:
+        c["f64"] = graph if graph.dtype == torch.float64 else graph.to(dtype=torch.float64)
+    return c["f64"]
+
+
+def logits64(graph: Graph, x) -> np.ndarray:
+    """Network outputs in float64 for inputs ``(B, n_inputs)`` (or one example)."""
+    g = _graph64(graph)
+    t = torch.as_tensor(np.asarray(x, dtype=np.float64), device=g.device).reshape(-1, graph.n_inputs)
+    with torch.no_grad():
+        return g.forward(t).cpu().numpy()
+
+
+def safety_margin(z_i: float, z_j: float) -> float:
+    """Allowance for the rounding of the network evaluation (float32 runtimes included)."""
+    return 1e-5 * (1.0 + abs(z_i) + abs(z_j))
+
+
+def radius_from_logits(z: np.ndarray, pair: np.ndarray, n_inputs: int, cls: int | None = None) -> Radius:
+    """Certified radii for class ``cls`` (default: argmax) from float64 logits and pair bounds."""
+    z = np.asarray(z, dtype=np.float64).reshape(-1)
+    pred = int(np.argmax(z))
+    c = pred if cls is None else int(cls)
+    others = [j for j in range(z.size) if j != c]
+    if not others:
+        return Radius(pred, math.inf, math.inf, math.inf)
+    margin = float(min(z[c] - z[j] for j in others))
+    r = math.inf
+    for j in others:
+        m = z[c] - z[j] - safety_margin(z[c], z[j])
+        Lj = float(pair[c, j])
+        if m <= 0:
+            r = 0.0
+            break
+        r = min(r, m / Lj if Lj > 0 else math.inf)
+    r = max(0.0, r)
+    return Radius(pred, margin, r, r / math.sqrt(n_inputs))
+
+
+def certified_radius(graph: Graph, x, bound: LipschitzBound, cls: int | None = None) -> Radius:
+    """Certified l2 / l_inf radius of ``x`` (one example) for its predicted class (or ``cls``)."""
+    z = logits64(graph, x)[0]
+    return radius_from_logits(z, bound.pair_matrix(graph.n_outputs), graph.n_inputs, cls)
+
+
+def local_certified_radius(graph: Graph, x, global_bound: LipschitzBound | None = None,
+                           bounds_method: str = "crown", factors=(1.0, 1.5, 2.0, 3.0, 4.0, 6.0)) -> Radius:
+    """Certified l2 and l_inf radii from local Lipschitz bounds on l_inf boxes around ``x``.
+
+    On a box of half-width ``e`` with local pair bounds ``L_j(e)``, let
+    ``r(e) = min_j m_j / L_j(e)``. The box contains the l2 ball of radius ``e`` and the
+    l_inf ball of radius ``e``, whose points lie within l2 distance ``e sqrt(n)``; so
+    ``min(r(e), e)`` is a certified l2 radius and ``min(r(e) / sqrt(n), e)`` a certified
+    l_inf radius. Half-widths ``factor * r_global`` (l2 and l_inf) are tried; the result
+    is never below the global radii.
+    """
+    glob = global_bound or product_bound(graph)
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    n = graph.n_inputs
+    z = logits64(graph, x)[0]
+    base = radius_from_logits(z, glob.pair_matrix(graph.n_outputs), n)
+    if base.l2 <= 0 or not math.isfinite(base.l2):
+        return base
+    es = np.unique(np.array([f * base.l2 for f in factors] + [f * base.linf for f in factors]))
+    lo = x[None, :] - es[:, None]
+    hi = x[None, :] + es[:, None]
+    locs = local_lipschitz(graph, lo, hi, bounds_method, global_bound=glob)
+    best2, best_inf = base.l2, base.linf
+    for e, lb in zip(es, locs):
+        r = radius_from_logits(z, lb.pair_matrix(graph.n_outputs), n, base.prediction).l2
+        best2 = max(best2, min(r, float(e)))
+        best_inf = max(best_inf, min(r / math.sqrt(n), float(e)))
+    return Radius(base.prediction, base.margin, best2, best_inf)
+
+
+# =========================================================================== LipSDP
+class LipSDPFailed(RuntimeError):
+    """The SDP could not be solved or its certificate could not be checked."""
+
+
+@dataclass
+class LipSDPResult:
+    L: float
+    rho: float
+    time_s: float
+    message: str
+
+
+def mlp_chain(graph: Graph, dense_limit: int = DENSE_LIMIT) -> tuple[list[np.ndarray], list[float], list[type]]:
+    """Dense weights ``W_0..W_l`` (out x in), activation slopes and types of a feed-forward chain.
+
+    The graph must be ``segment, act, segment, act, ..., segment`` from input to output,
+    with ReLU / Tanh / Sigmoid activations; raises UnsupportedError otherwise.
+    """
+    a = _analysis(graph, dense_limit)
+    cons = a.consumers
+    weights, betas, kinds = [], [], []
+    first = a.by_first()
+    cur = graph.input_name
+    while True:
+        nxt = cons.get(cur, [])
+        if len(nxt) != 1 or nxt[0] not in first:
+            raise UnsupportedError("LipSDP needs a chain of affine layers and activations (no branches)")
+        seg = first[nxt[0]]
+        info = a.info[seg.end]
+        if info.dense is None:
+            raise UnsupportedError(f"layer {seg.describe()} is too large for LipSDP")
+        weights.append(info.dense.cpu().numpy())
+        if seg.end == graph.output_name:
+            break
+        after = cons.get(seg.end, [])
+        if len(after) != 1:
+            raise UnsupportedError("LipSDP needs a chain of affine layers and activations (no branches)")
+        act = graph.by_name[after[0]]
+        if type(act.op) not in ACT_BETA:
+            raise UnsupportedError(f"LipSDP does not handle {act.op.describe()}")
+        betas.append(ACT_BETA[type(act.op)])
+        kinds.append(type(act.op))
+        cur = act.name
+    if len(weights) < 2:
+        raise UnsupportedError("LipSDP needs at least one hidden layer")
+    return weights, betas, kinds
+
+
+def _lipsdp_matrix_parts(Ws, betas, c=None):
+    """Constant pieces of M(rho, T) for LipSDP-Neuron (alpha = 0): see :func:`lipsdp`.
+
+    The input block is reduced to the row space of ``W_0`` (thin SVD ``W_0 = U S V^T``):
+    with an orthogonal change of input coordinates, M(rho, T) splits into the same LMI
+    with ``W_0`` replaced by ``U S`` and a separate block ``-rho I``, so both are
+    equivalent for ``rho >= 0``.
+    """
+    Ws = list(Ws)
+    U, S, _ = np.linalg.svd(Ws[0], full_matrices=False)
+    keep = S > S.max() * 1e-13 if S.size and S.max() > 0 else np.zeros_like(S, dtype=bool)
+    Ws[0] = U[:, keep] * S[keep]
+    n0 = Ws[0].shape[1]
+    hidden = [W.shape[0] for W in Ws[:-1]]
+    n = sum(hidden)
+    D = n0 + n
+    A = np.zeros((n, D))
+    r = c0 = 0
+    for W in Ws[:-1]:
+        A[r:r + W.shape[0], c0:c0 + W.shape[1]] = W
+        r += W.shape[0]
+        c0 += W.shape[1]
+    beta = np.concatenate([np.full(h, b) for h, b in zip(hidden, betas)])
+    Wl = Ws[-1] if c is None else (np.asarray(c, dtype=np.float64).reshape(1, -1) @ Ws[-1])
+    last = Wl.T @ Wl  # (n_l, n_l)
+    C0 = np.zeros((D, D))
+    C0[D - hidden[-1]:, D - hidden[-1]:] = last
+    return A, beta, C0, n0, n, D
+
+
+def _lipsdp_M0(A, beta, C0, n0, t) -> np.ndarray:
+    """M(0, T) in float64 for multipliers ``t``."""
+    n, D = A.shape
+    X = A.T * (beta * t)[None, :]  # (D, n): A^T diag(beta t)
+    M0 = np.zeros((D, D))
+    M0[:, n0:] += X
+    M0[n0:, :] += X.T
+    M0[n0:, n0:] -= 2.0 * np.diag(t)
+    M0 += C0
+    return 0.5 * (M0 + M0.T)
+
+
+def _lipsdp_certify_rho(A, beta, C0, n0, t) -> float:
+    """Smallest rho with M(rho, T) <= 0 for the given multipliers, checked in float64.
+
+    M = [[-rho I, Q], [Q^T, R]]; with R negative definite, M <= 0 iff
+    rho >= lambda_max(Q (-R)^{-1} Q^T) (Schur complement).
+    """
+    t = np.maximum(np.asarray(t, dtype=np.float64).reshape(-1), 0.0)
+    M0 = _lipsdp_M0(A, beta, C0, n0, t)
+    Q, negR = M0[:n0, n0:], -M0[n0:, n0:]
+    scale = max(1.0, float(np.abs(negR).max()))
+    lam = np.linalg.eigvalsh(negR)
+    if lam.min() <= 1e-9 * scale:
+        raise LipSDPFailed("the multipliers do not give a safely negative definite block")
+    V = np.linalg.eigh(negR)[1]
+    Y = (Q @ V) / np.sqrt(lam)[None, :]  # Q (-R)^{-1/2} in the eigenbasis
+    S = Y @ Y.T
+    rho = float(np.linalg.eigvalsh(0.5 * (S + S.T)).max())
+    # relative allowance for the float64 eigen-decompositions
+    return max(rho, 0.0) * (1.0 + 1e-7) + 1e-12 * scale
+
+
+def _lipsdp_problem(A, beta, C0, n0, n, D, eps):
+    """cvxpy problem: minimize rho s.t. M(rho, T) <= -eps I, t >= 0 (M assembled as a sparse linear map of t)."""
+    import cvxpy as cp
+    import scipy.sparse as sp
+
+    rows, cols, vals = [], [], []
+    for k in range(n):
+        a = A[k] * beta[k]
+        nz = np.nonzero(a)[0]
+        j = n0 + k
+        rows += [nz * D + j, j * D + nz, np.array([j * D + j])]
+        cols += [np.full(nz.size, k)] * 2 + [np.array([k])]
+        vals += [a[nz], a[nz], np.array([-2.0])]
+    G = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(D * D, n))
+    t = cp.Variable(n, nonneg=True)
+    rho = cp.Variable()
+    E = np.zeros((D, D))
+    E[:n0, :n0] = np.eye(n0)
+    M = cp.reshape(G @ t, (D, D), order="C") + C0 - rho * E
+    prob = cp.Problem(cp.Minimize(rho), [-M >> eps * np.eye(D)])
+    return prob, t, rho
+
+
+def lipsdp(graph: Graph, c=None, time_limit: float = 60.0, solver: str = "auto", max_dim: int = 1500,
+           verbose: bool = False) -> LipSDPResult:
+    """LipSDP-Neuron bound of ``x -> f(x)`` (or of ``x -> c^T f(x)`` when ``c`` is given).
+
+    For ``f(x) = W_l phi(W_{l-1} ... phi(W_0 x + b_0) ...) + b_l`` with ``phi`` slope-restricted
+    in ``[0, beta]`` and one multiplier ``t_i >= 0`` per hidden neuron, find the least ``rho`` with
+
+        M(rho, T) = A^T diag(beta t) B + B^T diag(beta t) A - 2 B^T diag(t) B
+                    + blkdiag(-rho I_{n0}, 0, ..., W_l^T W_l) <= 0,
+
+    ``A = [blkdiag(W_0..W_{l-1}), 0]``, ``B = [0, I]``; then ``L = sqrt(rho)``. ReLU networks
+    are solved with every layer scaled to unit norm (ReLU is positively homogeneous) and the
+    product of the scales multiplied back. The returned bound is recomputed from the
+    solver's multipliers (see ``_lipsdp_certify_rho``), never taken from the solver's rho.
+
+    Solvers: ``auto`` tries SCS then Clarabel (Clarabel is accurate but its cost grows
+    quickly with the size of the matrix; SCS is first-order and much faster here).
+    """
+    import cvxpy as cp
+
+    t0 = time.perf_counter()
+    Ws, betas, kinds = mlp_chain(graph)
+    scale = 1.0
+    if all(k is ReLU for k in kinds):
+        norms = [float(np.linalg.norm(W, 2)) for W in Ws]
+        if all(nv > 0 for nv in norms):
+            Ws = [W / nv for W, nv in zip(Ws, norms)]
+            scale = float(np.prod(norms))
+    A, beta, C0, n0, n, D = _lipsdp_matrix_parts(Ws, betas, c)
+    if D > max_dim:
+        raise LipSDPFailed(f"SDP of size {D} exceeds the limit {max_dim}")
+    names = cp.installed_solvers()
+    if solver == "auto":
+        order = [s for s in ("SCS", "CLARABEL") if s in names]
+    else:
+        order = [solver.upper()]
+    last_err = "no SDP solver installed (pip install scs clarabel)"
+    for s in order:
+        left = time_limit - (time.perf_counter() - t0)
+        if left <= 0.05:
+            raise LipSDPFailed(f"time limit of {time_limit:g} s reached ({last_err})")
+        if s == "CLARABEL":
+            eps, opts = 1e-7, {"time_limit": left}
+        elif s == "SCS":
+            eps, opts = 1e-4, {"time_limit_secs": left, "eps_abs": 1e-7, "eps_rel": 1e-7, "max_iters": 200000}
+        else:
+            eps, opts = 1e-5, {}
+        prob, t, rho = _lipsdp_problem(A, beta, C0, n0, n, D, eps)
+        try:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                prob.solve(solver=s, verbose=verbose, **opts)
+        except Exception as e:  # cvxpy.SolverError and solver-specific errors
+            last_err = f"{s}: {type(e).__name__}: {e}"
+            continue
+        if t.value is None:
+            last_err = f"{s}: status {prob.status}"
+            continue
+        try:
+            rho_c = _lipsdp_certify_rho(A, beta, C0, n0, t.value)
+        except LipSDPFailed as e:
+            last_err = f"{s} (status {prob.status}): {e}"
+            continue
+        if time.perf_counter() - t0 > time_limit:
+            raise LipSDPFailed(f"time limit of {time_limit:g} s reached")
+        return LipSDPResult(math.sqrt(rho_c) * scale * NORM_INFLATE, rho_c, time.perf_counter() - t0,
+                            f"{s}, status {prob.status}, SDP size {D}")
+    raise LipSDPFailed(last_err)
+
+
+# =========================================================================== sampling (estimates)
+def gradient_norms(graph: Graph, X, pairs=None) -> dict:
+    """Exact gradient information at sample points ``X`` ``(S, n_inputs)``, float64.
+
+    Returns ``{'jacobian_norm': (S,) ||J(x)||_2, 'pair': (S, K, K) ||grad (f_i - f_j)(x)||}``.
+    These are LOWER bounds on the Lipschitz constants (of the map and of each pair).
+    """
+    g = _graph64(graph)
+    x = torch.as_tensor(np.asarray(X, dtype=np.float64), device=g.device).reshape(-1, graph.n_inputs)
+    x = x.detach().requires_grad_(True)
+    K = graph.n_outputs
+    with torch.enable_grad():
+        y = g.forward(x)
+        rows = []
+        for k in range(K):
+            (gk,) = torch.autograd.grad(y[:, k].sum(), x, retain_graph=k < K - 1)
+            rows.append(gk.reshape(x.shape[0], -1))
+    J = torch.stack(rows, 1)  # (S, K, n)
+    jn = torch.linalg.matrix_norm(J, ord=2)
+    P = torch.zeros(J.shape[0], K, K, dtype=J.dtype)
+    for i in range(K):
+        P[:, i, :] = (J[:, i:i + 1, :] - J).norm(dim=-1)
+    return {"jacobian_norm": jn.cpu().numpy(), "pair": P.cpu().numpy()}
+
+
+@dataclass
+class CleverEstimate:
+    """CLEVER-style ESTIMATE (not a certificate) of local Lipschitz constants and the robust radius."""
+
+    label: int
+    lipschitz: dict[int, float]  # per other class j: estimated local Lipschitz constant of f_label - f_j
+    max_sampled: dict[int, float]  # per j: the largest gradient norm actually seen
+    radius: float  # min_j margin_j / lipschitz_j (an estimate of the l2 robustness radius)
+    samples: int
+    kind: str = "estimate"
+
+
+def clever_estimate(graph: Graph, x, label: int | None = None, radius: float = 0.5, n_batches: int = 50,
+                    batch_size: int = 100, seed: int = 0) -> CleverEstimate:
+    """CLEVER (Weng et al. 2018): sample gradient norms of ``f_label - f_j`` in the l2 ball of ``radius``.
+
+    The maxima of ``n_batches`` batches are fitted by a reverse Weibull distribution; its
+    location is the estimate (never below the largest norm seen). It is an estimate, not
+    a bound: it can be below the true constant.
+    """
+    from scipy.stats import weibull_max
+
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    n = x.size
+    z = logits64(graph, x)[0]
+    c = int(np.argmax(z)) if label is None else int(label)
+    rng = np.random.default_rng(seed)
+    S = n_batches * batch_size
+    d = rng.standard_normal((S, n))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    d *= radius * rng.random((S, 1)) ** (1.0 / n)
+    pts = x[None, :] + d
+    norms = []
+    step = max(1, min(1000, (1 << 24) // max(1, n * z.size)))
+    for k in range(0, S, step):
+        norms.append(gradient_norms(graph, pts[k:k + step])["pair"][:, c, :])
+    G = np.concatenate(norms, 0).reshape(n_batches, batch_size, -1)  # (batches, per, K)
+    est, seen = {}, {}
+    r = math.inf
+    for j in range(z.size):
+        if j == c:
+            continue
+        maxima = G[:, :, j].max(axis=1)
+        top = float(maxima.max())
+        val = top
+        if top > 0 and np.ptp(maxima) > 1e-12 * top:
+            try:
+                _, loc, _ = weibull_max.fit(maxima, loc=top * 1.01)
+                if math.isfinite(loc) and top <= loc <= 10 * top:
+                    val = float(loc)
+            except Exception:
+                pass
+        est[j], seen[j] = val, top
+        m = z[c] - z[j]
+        r = min(r, (m / val) if val > 0 else math.inf)
+    return CleverEstimate(c, est, seen, max(0.0, r), S)

@@ -1,0 +1,279 @@
+"""The VNN-LIB 2.0 standard's solver command line.
+
+    vnnlib-solver --name | --version
+    vnnlib-solver verify QUERY.vnnlib --network NAME=model.onnx [--timeout SECONDS]
+    vnnlib-solver supports --vnnlib-versions | --onnx-element-types | --onnx-operators | ...
+
+``verify`` prints the verdict as the first line of stdout: ``sat``, ``unsat``, ``unknown`` or
+``timed-out``; after ``sat`` the satisfying assignment in the standard's command-line format (each
+declared variable as ``NAME TYPE [d1,...]`` followed by its values one a line, row-major, in
+declaration order). Logs and error messages go to stderr; an error (bad query, missing or extra
+``--network``, unsupported model or element type) prints nothing on stdout and exits with 1.
+
+What is supported is what ``supports`` reports: a single network (SNET) with one input and one
+output (SIO), no hidden nodes (NH), boxes on the input and linear constraints on the output
+(COUT), the ``real`` element type (bound computations are sound for real arithmetic with a
+safety margin, not bit-exact for floating point; counterexamples are validated with onnxruntime).
+A query that declares an ONNX element type such as ``float32`` is rejected, as the standard asks,
+unless ``--treat-floats-as-real`` gives consent to real-arithmetic analysis. VNN-LIB 1.0 files
+are accepted too (one ``--network`` of any name).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+SOLVER_NAME = "nnverify (VNN-LIB 2.0 solver interface)"
+ELEMENT_TYPE_NAMES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+                      9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
+GRAPH_VALUE_ONLY_EXCLUDED = {"Gather", "Concat", "Cast"}  # supported on constants only
+
+log = logging.getLogger("verifier.vnnlib2")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("nnverify")
+    except Exception:
+        return "0.1.0"
+
+
+# ----------------------------------------------------------------------------- supports
+def _supports_answers() -> dict[str, list[str]]:
+    from frontends.onnx_loader import SUPPORTED
+
+    try:
+        import onnx
+
+        max_opset = str(onnx.defs.onnx_opset_version())
+    except Exception:
+        max_opset = "21"
+    return {
+        "onnx-opset-versions": ["7", max_opset],
+        "onnx-element-types": ["real"],
+        "onnx-operators": sorted(SUPPORTED - GRAPH_VALUE_ONLY_EXCLUDED),
+        "onnx-operators-unsat-proofs": [],
+        "vnnlib-versions": ["1.0", "2.0"],
+        "hidden-node-theories": ["NH"],
+        "multiple-input-output-theories": ["SIO"],
+        "multiple-network-theories": ["SNET"],
+        "multiple-node-comparison-theories": ["SNC"],
+        "arithmetic-complexity-theories": ["BND", "COUT"],
+        "optimised-disjunctive-reasoning": ["false"],
+        "serialise-assignments": ["false"],
+        "unsat-proofs": ["false"],
+    }
+
+
+# ----------------------------------------------------------------------------- verify
+def _network_args(items: list[str]) -> dict[str, str]:
+    nets: dict[str, str] = {}
+    for it in items:
+        name, sep, path = it.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--network {it!r}: expected NAME=PATH")
+        if name in nets:
+            raise UsageError(f"--network {name} given twice")
+        nets[name] = path
+    return nets
+
+
+def _onnx_io_types(model_path: str) -> tuple[str | None, str | None, list | None, list | None]:
+    """(input element type, output element type, input shape, output shape) of the ONNX file."""
+    import onnx
+
+    from frontends.onnx_loader import read_model_bytes
+
+    m = onnx.load_from_string(read_model_bytes(model_path))
+    inits = {i.name for i in m.graph.initializer}
+    ins = [i for i in m.graph.input if i.name not in inits]
+
+    def info(v):
+        t = v.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        return ELEMENT_TYPE_NAMES.get(t.elem_type, str(t.elem_type)), shape
+
+    it, ishape = info(ins[0]) if ins else (None, None)
+    ot, oshape = info(m.graph.output[0]) if m.graph.output else (None, None)
+    return it, ot, ishape, oshape
+
+
+def _check_types(query, model_path: str, floats_as_real: bool) -> None:
+    net = query.network
+    decls = [net.inputs[0], net.outputs[0]]
+    if all(d.is_real for d in decls):
+        return
+    it, ot, _, _ = _onnx_io_types(model_path)
+    for d, actual in zip(decls, (it, ot)):
+        if not d.is_real and actual is not None and d.dtype != actual:
+            raise UsageError(f"{d.name} is declared {d.dtype} but the model's {d.kind} is {actual}")
+    if not floats_as_real:
+        bad = next(d for d in decls if not d.is_real)
+        raise UsageError(f"{bad.name} is declared {bad.dtype}: this solver supports the 'real' element type only "
+                         "(analysis in real arithmetic); declare Real, or pass --treat-floats-as-real to consent")
+
+
+def _check_shapes(query, model_path: str) -> None:
+    net = query.network
+    try:
+        _, _, ishape, oshape = _onnx_io_types(model_path)
+    except Exception:
+        return
+    for d, shape in ((net.inputs[0], ishape), (net.outputs[0], oshape)):
+        if shape and all(isinstance(s, int) and s > 0 for s in shape) and tuple(shape) != d.shape:
+            log.warning("%s is declared with shape %s, the model's %s has %s (same size: elements are matched in "
+                        "row-major order)", d.name, list(d.shape), d.kind, shape)
+
+
+def _assignment_lines(decl_shapes: list[tuple[str, str, tuple]], values: list) -> list[str]:
+    lines = []
+    for (name, dtype, shape), vals in zip(decl_shapes, values):
+        lines.append(f"{name} {dtype} [{','.join(str(s) for s in shape)}]")
+        lines += [repr(float(v)) for v in vals]
+    return lines
+
+
+def cmd_verify(args) -> int:
+    from frontends.onnx_loader import load_onnx
+    from frontends.vnnlib import parse_vnnlib
+    from frontends.vnnlib2 import detect_version, parse_query, read_spec_text
+
+    from .api import verify_problem
+    from .errors import VerifierError
+    from .options import VerifyOptions
+    from .problem import Problem
+    from .result import Verdict
+
+    try:
+        nets = _network_args(args.network)
+        text, spec_path = read_spec_text(args.query)
+        version = detect_version(text)
+        query = parse_query(text, spec_path) if version == "2.0" else None
+        if query is not None:
+            name = query.network.name
+            extra = sorted(set(nets) - {name})
+            if extra:
+                raise UsageError(f"--network {extra[0]}: the query declares no network of that name "
+                                 f"(it declares {name})")
+            if name not in nets:
+                raise UsageError(f"the query declares network {name}: give its model with --network {name}=PATH")
+            model_path = nets[name]
+        else:
+            if len(nets) != 1:
+                raise UsageError(f"a VNN-LIB 1.0 query needs exactly one --network NAME=PATH (got {len(nets)})")
+            model_path = next(iter(nets.values()))
+        if args.serialise_assignments:
+            log.warning("--serialise-assignments is not supported (see `supports --serialise-assignments`); "
+                        "the assignment is printed on stdout")
+        if args.unsat_proofs:
+            log.warning("--unsat-proofs is not supported (see `supports --unsat-proofs`); no proof is written")
+        if query is not None:
+            _check_types(query, model_path, args.treat_floats_as_real)
+        graph = load_onnx(model_path)
+        if query is not None:
+            _check_shapes(query, model_path)
+            spec = query.to_spec(graph.n_inputs, graph.n_outputs)
+        else:
+            spec = parse_vnnlib(text, spec_path, graph.n_inputs, graph.n_outputs)
+    except (UsageError, VerifierError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # an ONNX file onnx cannot read, and the like
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    timeout = float(args.timeout) if args.timeout is not None else 86400.0
+    options = VerifyOptions(method=args.method, timeout=timeout, verbose=args.verbose)
+    problem = Problem(graph, spec, str(model_path), str(spec_path))
+    result = verify_problem(problem, options)
+    print(result.summary(), file=sys.stderr)
+    if result.verdict is Verdict.ERROR:
+        print(f"error: {result.message or 'verification failed'}", file=sys.stderr)
+        return 1
+    word = {Verdict.SAT: "sat", Verdict.UNSAT: "unsat", Verdict.UNKNOWN: "unknown",
+            Verdict.TIMEOUT: "timed-out"}[result.verdict]
+    lines = [word]
+    if result.verdict is Verdict.SAT:
+        cex = result.counterexample
+        if query is not None:
+            i, o = query.network.inputs[0], query.network.outputs[0]
+            decls = [(i.name, i.dtype, i.shape), (o.name, o.dtype, o.shape)]
+        else:
+            decls = [("X", "Real", (spec.n_inputs,)), ("Y", "Real", (spec.n_outputs,))]
+        lines += _assignment_lines(decls, [cex.x, cex.y])
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_supports(args) -> int:
+    answers = _supports_answers()
+    asked = [k for k in answers if getattr(args, k.replace("-", "_"))]
+    if len(asked) != 1:
+        print("error: name exactly one capability, e.g. `supports --vnnlib-versions`", file=sys.stderr)
+        return 2
+    for line in answers[asked[0]]:
+        print(line)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vnnlib-solver", description=__doc__.split("\n\n")[0] + "\n\n" +
+                                "\n\n".join(__doc__.split("\n\n")[1:3]),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", action="store_true", help="print the solver's full name")
+    p.add_argument("--version", action="store_true", help="print the solver's version")
+    sub = p.add_subparsers(dest="command")
+    v = sub.add_parser("verify", help="decide a VNN-LIB query", description="Decide a VNN-LIB query: the first "
+                       "line of stdout is sat, unsat, unknown or timed-out.")
+    v.add_argument("query", help="the VNN-LIB query file (2.0, or 1.0; plain or .gz)")
+    v.add_argument("--network", action="append", default=[], metavar="NAME=PATH",
+                   help="the ONNX model of the declared network NAME")
+    v.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="time limit (default none)")
+    v.add_argument("--serialise-assignments", default=None, metavar="DIR", help="not supported: printed instead")
+    v.add_argument("--unsat-proofs", default=None, metavar="FILE", help="not supported")
+    v.add_argument("--method", default="auto", help="(non-standard) verification method, see `verify methods`")
+    v.add_argument("--treat-floats-as-real", action="store_true",
+                   help="(non-standard) analyse queries that declare float types in real arithmetic")
+    v.add_argument("-v", "--verbose", action="store_true", help="(non-standard) progress on stderr")
+    s = sub.add_parser("supports", help="report a capability")
+    for k in _CAPABILITIES:
+        s.add_argument(f"--{k}", action="store_true")
+    return p
+
+
+_CAPABILITIES = ["onnx-opset-versions", "onnx-element-types", "onnx-operators", "onnx-operators-unsat-proofs",
+                 "vnnlib-versions", "hidden-node-theories", "multiple-input-output-theories",
+                 "multiple-network-theories", "multiple-node-comparison-theories", "arithmetic-complexity-theories",
+                 "optimised-disjunctive-reasoning", "serialise-assignments", "unsat-proofs"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
+                        format="[%(name)s] %(message)s", force=True)
+    if args.name:
+        print(SOLVER_NAME)
+        return 0
+    if args.version:
+        print(_version())
+        return 0
+    if args.command == "verify":
+        return cmd_verify(args)
+    if args.command == "supports":
+        return cmd_supports(args)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
