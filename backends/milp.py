@@ -15,6 +15,13 @@ In the default decision mode the solver stops as soon as the sign is settled
 (dual bound above the margin, or a validated counterexample). With ``exact=True``
 every disjunct is solved to optimality (no early stop, CROWN-proven disjuncts are
 solved too), which gives the exact optimum for comparisons.
+
+Input splitting (``split_threshold > 0``): a box whose CROWN bounds leave more
+than ``split_threshold`` unstable ReLUs is halved along the input dimension with
+the largest influence on the open rows (width times the CROWN coefficient), up to
+``max_boxes`` boxes; CROWN settles what it can on each sub-box and the MILP solves
+the rest. The sub-boxes cover the box, so the answer stays complete; each MILP is
+smaller and its big-M constants tighter.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from verifier.bounds import BoundSettings, objective_bounds
+from verifier.bounds import BoundSettings, backward_lower, intermediate_bounds, objective_bounds, pre_activation_nodes
 from verifier.result import Result, Verdict
 from verifier.spec import Spec
 from verifier.validate import validate_candidate
@@ -56,8 +63,10 @@ class MILPBackend(Backend):
 
     def __init__(self, solver: str = "highs", exact: bool = False, tighten: str | None = "lp",
                  tighten_fraction: float = 0.25, tighten_budget: float = 30.0, threads: int | None = None,
-                 verbose: bool = False):
+                 verbose: bool = False, split_threshold: int = 0, max_boxes: int = 512):
         self.solver_name = solver
+        self.split_threshold = split_threshold
+        self.max_boxes = max_boxes
         self.exact = exact
         self.tighten = tighten
         self.tighten_fraction = tighten_fraction
@@ -69,84 +78,140 @@ class MILPBackend(Backend):
         t_start = time.perf_counter()
         solver = make_solver(self.solver_name, threads=self.threads, verbose=self.verbose)
         thr = max(1e-6, solver.tolerance())
-        records: dict[int, DisjunctRecord] = {}
-        timings = {"tighten": 0.0, "encode": 0.0, "solve": 0.0}
-        stats: dict = {"solver": self.solver_name, "margin": thr, "tighten": []}
-        sat_cex = None
-        out_of_time = False
+        leaves: dict[int, list[DisjunctRecord]] = {j: [] for j in range(len(spec.disjuncts))}
+        timings = {"tighten": 0.0, "encode": 0.0, "solve": 0.0, "split": 0.0}
+        stats: dict = {"solver": self.solver_name, "margin": thr, "tighten": [], "model": [], "boxes": 0,
+                       "leaves_milp": 0}
+        state = {"sat": None, "stop": False}
         # regions with their most promising (smallest CROWN value) disjunct first
         regions = sorted(core.regions, key=lambda r: min(r.crown_value(j) for j in r.disjuncts))
         for region in regions:
-            if out_of_time or (sat_cex is not None and not self.exact):
+            if state["stop"]:
                 break
             todo = []
             for j in region.disjuncts:
                 if not self.exact and region.crown_proven(j):
-                    records[j] = DisjunctRecord(j, "crown", region.crown_value(j))
+                    leaves[j].append(DisjunctRecord(j, "crown", region.crown_value(j)))
                 else:
                     todo.append(j)
             if not todo:
                 continue
-            pre = region.pre
-            if self.tighten:
-                t0 = time.perf_counter()
-                budget = min(self.tighten_budget, self.tighten_fraction * time_left(deadline))
-                pre, tst = tighten_bounds(graph, pre, region.lo, region.hi, solver, self.tighten, budget)
-                timings["tighten"] += time.perf_counter() - t0
-                stats["tighten"].append({"unstable_before": tst.unstable_before, "unstable_after": tst.unstable_after,
-                                         "solves": tst.solves, "time_s": round(tst.time_s, 3),
-                                         "complete": tst.complete})
-                if not self.exact:  # the tighter bounds may let CROWN settle some disjuncts
-                    todo = self._crown_recheck(graph, spec, region, pre, todo, records)
-            if not todo:
-                continue
-            t0 = time.perf_counter()
-            enc = encode_network(graph, pre, region.lo, region.hi, "milp")
-            timings["encode"] += time.perf_counter() - t0
-            stats.setdefault("model", []).append({"vars": int(enc.n_vars), "rows": int(enc.A.shape[0]),
-                                                  "binaries": int(enc.n_unstable)})
-            for j in sorted(todo, key=region.crown_value):
-                if time_left(deadline) <= 0:
-                    records[j] = DisjunctRecord(j, "timeout", region.crown_value(j), message="no time left")
-                    out_of_time = True
+            # boxes to solve: (lo, hi, disjuncts, pre, crown values per disjunct); the region's own box first
+            queue = [(region.lo, region.hi, todo, region.pre, {j: region.crown_value(j) for j in todo})]
+            while queue and not state["stop"]:
+                lo, hi, todo, pre, crown = queue.pop()
+                stats["boxes"] += 1
+                if pre is None:  # a sub-box: the core's CROWN bounds on it
+                    t0 = time.perf_counter()
+                    pre, crown, todo = self._box_bounds(graph, spec, lo, hi, todo, leaves)
+                    timings["split"] += time.perf_counter() - t0
+                    if not todo:
+                        continue
+                if self._should_split(graph, pre, stats["boxes"] + len(queue)):
+                    t0 = time.perf_counter()
+                    k = self._split_dim(graph, spec, lo, hi, todo, pre)
+                    mid = 0.5 * (lo[k] + hi[k])
+                    hi1, lo2 = hi.copy(), lo.copy()
+                    hi1[k], lo2[k] = mid, mid
+                    queue.append((lo2, hi, todo, None, None))
+                    queue.append((lo, hi1, todo, None, None))
+                    timings["split"] += time.perf_counter() - t0
                     continue
-                t0 = time.perf_counter()
-                rec, cex = self._solve_disjunct(enc, spec, j, region, solver, thr, deadline, reference)
-                timings["solve"] += time.perf_counter() - t0
-                records[j] = rec
-                if cex is not None and sat_cex is None:
-                    sat_cex = cex
-                if rec.status == "timeout":
-                    out_of_time = True
-                if (sat_cex is not None and not self.exact) or out_of_time:
-                    break
-        for j in range(len(spec.disjuncts)):
-            if j not in records:
-                r = core.region_of(j)
-                records[j] = DisjunctRecord(j, "skipped", r.crown_value(j))
+                self._solve_box(graph, spec, lo, hi, todo, pre, crown, solver, thr, deadline, reference, leaves,
+                                timings, stats, state)
         fallback = getattr(solver, "messages", [])
-        return self._result(spec, records, sat_cex, thr, deadline, timings, stats, fallback,
+        return self._result(spec, core, leaves, state["sat"], thr, not state["stop"], deadline, timings, stats, fallback,
                             time.perf_counter() - t_start)
 
     # ------------------------------------------------------------------------------------------------
-    def _crown_recheck(self, graph, spec, region, pre, todo, records):
+    def _should_split(self, graph, pre, n_boxes) -> bool:
+        if not self.split_threshold or n_boxes >= self.max_boxes:
+            return False
+        return _n_unstable(graph, pre) > self.split_threshold
+
+    def _box_bounds(self, graph, spec, lo, hi, todo, leaves):
+        """CROWN bounds on a sub-box; disjuncts CROWN proves there are recorded and dropped."""
         dt, dev = graph.dtype, graph.device
-        xl = torch.as_tensor(region.lo, dtype=dt, device=dev).reshape(1, -1)
-        xh = torch.as_tensor(region.hi, dtype=dt, device=dev).reshape(1, -1)
+        xl = torch.as_tensor(lo, dtype=dt, device=dev).reshape(1, -1)
+        xh = torch.as_tensor(hi, dtype=dt, device=dev).reshape(1, -1)
+        with torch.no_grad():
+            pre = intermediate_bounds(graph, xl, xh, "crown")
+        crown, left = {}, []
+        for j in todo:
+            dj = spec.disjuncts[j]
+            ob = objective_bounds(graph, torch.as_tensor(dj.C), torch.as_tensor(dj.d), xl, xh,
+                                  BoundSettings("crown"), pre=pre)
+            crown[j] = float(ob.lower[0].max()) if dj.C.shape[0] else -math.inf
+            if not self.exact and bool(ob.proven()[0].any()):
+                leaves[j].append(DisjunctRecord(j, "crown", crown[j]))
+            else:
+                left.append(j)
+        return pre, crown, left
+
+    def _split_dim(self, graph, spec, lo, hi, todo, pre) -> int:
+        """Input dimension with the largest influence on the open rows: width times |CROWN coefficient|."""
+        dt, dev = graph.dtype, graph.device
+        xl = torch.as_tensor(lo, dtype=dt, device=dev).reshape(1, -1)
+        xh = torch.as_tensor(hi, dtype=dt, device=dev).reshape(1, -1)
+        C = torch.as_tensor(np.concatenate([spec.disjuncts[j].C for j in todo], 0), dtype=dt, device=dev)
+        A0 = C.reshape(1, C.shape[0], *graph.output_shape)
+        with torch.no_grad():
+            _, Ax, _ = backward_lower(graph, graph.output_name, A0, xl, xh, pre, return_linear=True)
+        smear = (Ax[0].abs().sum(0).cpu().numpy()) * (hi - lo)
+        return int(np.argmax(smear))
+
+    def _solve_box(self, graph, spec, lo, hi, todo, pre, crown, solver, thr, deadline, reference, leaves, timings,
+                   stats, state):
+        stats["leaves_milp"] += 1
+        if self.tighten and time_left(deadline) > 0:
+            t0 = time.perf_counter()
+            budget = min(self.tighten_budget, self.tighten_fraction * time_left(deadline))
+            pre, tst = tighten_bounds(graph, pre, lo, hi, solver, self.tighten, budget)
+            timings["tighten"] += time.perf_counter() - t0
+            stats["tighten"].append({"unstable_before": tst.unstable_before, "unstable_after": tst.unstable_after,
+                                     "solves": tst.solves, "time_s": round(tst.time_s, 3), "complete": tst.complete})
+            if not self.exact:  # the tighter bounds may let CROWN settle some disjuncts
+                todo = self._crown_recheck(graph, spec, lo, hi, pre, todo, crown, leaves)
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        enc = encode_network(graph, pre, lo, hi, "milp")
+        timings["encode"] += time.perf_counter() - t0
+        stats["model"].append({"vars": int(enc.n_vars), "rows": int(enc.A.shape[0]), "binaries": int(enc.n_unstable)})
+        for j in sorted(todo, key=lambda j: crown[j]):
+            if time_left(deadline) <= 0:
+                leaves[j].append(DisjunctRecord(j, "timeout", crown[j], message="no time left"))
+                state["stop"] = True
+                return
+            t0 = time.perf_counter()
+            rec, cex = self._solve_disjunct(enc, spec, j, crown[j], solver, thr, deadline, reference)
+            timings["solve"] += time.perf_counter() - t0
+            leaves[j].append(rec)
+            if cex is not None and state["sat"] is None:
+                state["sat"] = cex
+            if rec.status == "timeout" or (state["sat"] is not None and not self.exact):
+                state["stop"] = True
+                return
+
+    # ------------------------------------------------------------------------------------------------
+    def _crown_recheck(self, graph, spec, lo, hi, pre, todo, crown, leaves):
+        dt, dev = graph.dtype, graph.device
+        xl = torch.as_tensor(lo, dtype=dt, device=dev).reshape(1, -1)
+        xh = torch.as_tensor(hi, dtype=dt, device=dev).reshape(1, -1)
         left = []
         for j in todo:
             dj = spec.disjuncts[j]
             ob = objective_bounds(graph, torch.as_tensor(dj.C), torch.as_tensor(dj.d), xl, xh,
                                   BoundSettings("crown"), pre=pre)
-            low = ob.lower[0].cpu().numpy()
+            val = float(ob.lower[0].max()) if dj.C.shape[0] else -math.inf
+            crown[j] = max(crown[j], val)
             if bool(ob.proven()[0].any()):
-                records[j] = DisjunctRecord(j, "crown", float(np.max(low)), message="CROWN after tightening")
+                leaves[j].append(DisjunctRecord(j, "crown", crown[j], message="CROWN after tightening"))
             else:
-                region.row_lower[j] = np.maximum(region.row_lower[j], low)
                 left.append(j)
         return left
 
-    def _solve_disjunct(self, enc, spec, j, region, solver, thr, deadline, reference):
+    def _solve_disjunct(self, enc, spec, j, crown, solver, thr, deadline, reference):
         dj = spec.disjuncts[j]
         model = enc.with_objective(dj.C, dj.d)
         found: dict = {}
@@ -164,7 +229,6 @@ class MILPBackend(Backend):
         out = solver.solve(model, time_left(deadline), stop)
         rec = DisjunctRecord(j, "unknown", None, out.objective, out.time_s, out.nodes, out.solver,
                              out.message)
-        crown = region.crown_value(j)
         lower = out.bound if out.bound is not None else -math.inf
         if out.status == SolveStatus.OPTIMAL and out.bound is None and out.objective is not None:
             lower = out.objective
@@ -211,28 +275,52 @@ class MILPBackend(Backend):
             return None
         return validate_candidate(reference, spec, out.x[model.input_vars])
 
-    def _result(self, spec, records, sat_cex, thr, deadline, timings, stats, fallback, elapsed):
-        recs = [records[j] for j in range(len(spec.disjuncts))]
-        stats["disjuncts"] = [r.__dict__.copy() for r in recs]
-        bounds = [r.bound for r in recs if r.bound is not None]
-        bound = min(bounds) if len(bounds) == len(recs) and bounds else None
+    def _result(self, spec, core, leaves, sat_cex, thr, complete, deadline, timings, stats, fallback, elapsed):
+        summary = []
+        bounds = []
+        for j in range(len(spec.disjuncts)):
+            recs = leaves[j]
+            crown = core.region_of(j).crown_value(j)
+            vals = [r.bound for r in recs if r.bound is not None]
+            if complete and recs and len(vals) == len(recs):
+                b = min(vals)
+            else:  # unexamined boxes remain: the region's CROWN bound still holds for them
+                b = min(vals + [crown])
+            bounds.append(b)
+            status = ("sat" if any(r.status == "sat" for r in recs) else
+                      "proven" if complete and recs and all(r.status in ("proven", "crown") for r in recs) else
+                      "timeout" if any(r.status == "timeout" for r in recs) else
+                      "unknown" if recs else "skipped")
+            objs = [r.objective for r in recs if r.objective is not None]
+            summary.append({"index": j, "status": status, "bound": b, "objective": min(objs) if objs else None,
+                            "leaves": len(recs), "nodes": sum(r.nodes for r in recs),
+                            "time_s": round(sum(r.time_s for r in recs), 4)})
+        stats["disjuncts"] = summary
+        bound = min(bounds) if bounds else None
         msgs = list(fallback)
         if sat_cex is not None:
             verdict = Verdict.SAT
-            sat_rec = [r for r in recs if r.status == "sat"]
-            if not self.exact and sat_rec:
-                bound = sat_rec[0].bound
             msgs.append(f"counterexample from the MILP, validated by onnxruntime (disjunct {sat_cex.disjunct})")
-        elif all(r.status in ("proven", "crown") for r in recs):
+        elif complete and all(r["status"] == "proven" for r in summary):
             verdict = Verdict.UNSAT
             msgs.append(TOLERANCE_NOTE.format(thr=thr))
-        elif any(r.status == "timeout" for r in recs):
+        elif any(r["status"] == "timeout" for r in summary) or not complete:
             verdict = Verdict.TIMEOUT if (deadline is not None and deadline.left() <= 0) else Verdict.UNKNOWN
             msgs.append("MILP solver ran out of time")
         else:
             verdict = Verdict.UNKNOWN
-            msgs.extend(r.message for r in recs if r.status == "unknown" and r.message)
+            msgs.extend(r.message for j in range(len(spec.disjuncts)) for r in leaves[j]
+                        if r.status == "unknown" and r.message)
         return Result(verdict, self.name, bound, sat_cex, elapsed, timings, stats, "; ".join(m for m in msgs if m))
+
+
+def _n_unstable(graph, pre) -> int:
+    """Unstable ReLUs under ``pre``."""
+    n = 0
+    for name in pre_activation_nodes(graph):
+        lo, hi = pre[name]
+        n += int(((lo < 0) & (hi > 0)).sum())
+    return n
 
 
 register_backend("milp", MILPBackend)

@@ -252,8 +252,9 @@ def make_residual(seed=0, n_in=3, width=6, n_out=3, conv=False) -> onnx.ModelPro
 
 def make_misc(seed=0) -> onnx.ModelProto:
     """Transpose, Gemm transA / transB=0, MatMul with a constant left operand, Reshape, BN on 2-D."""
-    b = Builder(seed, [1, 4, 3])
-    x = b.node("Transpose", [b.in_name], perm=[0, 2, 1])  # (1, 3, 4)
+    b = Builder(seed, [1, 2, 3, 2])
+    x = b.node("Transpose", [b.in_name], perm=[0, 2, 3, 1])  # (1, 3, 2, 2): a perm that is not its own inverse
+    x = b.reshape(x, [1, 3, 4])
     x = b.node("MatMul", [b.const(b.rand(5, 3), "L"), x])  # constant @ x: (1, 5, 4)
     x = b.node("Relu", [b.node("Add", [x, b.const(b.rand(1, 5, 4, scale=0.3), "b")])])
     x = b.reshape(x, [20, 1])  # (20, 1)
@@ -265,6 +266,21 @@ def make_misc(seed=0) -> onnx.ModelProto:
     x = b.node("Relu", [b.bn(x, 5)])
     x = b.node("Mul", [x, b.const(np.array([2.0, -1.0, 0.5, 1.0, 3.0], dtype=np.float32), "m")])
     return b.model(b.gemm(x, 5, 3, relu=False))
+
+
+def make_branches(seed=0) -> onnx.ModelProto:
+    """Odd DAG shapes: ReLU straight on the input, a branch added to the input, two ReLUs on one
+    pre-activation, a broadcast Add of a (1, 4) and a (1, 1) branch, chained constant Scale nodes,
+    and a ReLU as the network output."""
+    b = Builder(seed, [1, 3])
+    x = b.in_name
+    y = b.node("Add", [b.node("Relu", [x]), x])
+    h = b.gemm(y, 3, 5, relu=False)
+    y = b.node("Sub", [b.node("Relu", [h]), b.node("Relu", [b.node("Relu", [h])])])
+    y = b.node("Add", [y, h])
+    y = b.node("Mul", [b.node("Add", [y, b.const(b.rand(5), "t")]), b.const(b.rand(1, 5), "s")])
+    y = b.node("Add", [b.gemm(y, 5, 4), b.gemm(y, 5, 1)])
+    return b.model(b.node("Relu", [b.gemm(y, 4, 3, relu=False)]))
 
 
 def make_unsupported(seed=0) -> onnx.ModelProto:
@@ -310,6 +326,7 @@ ZOO = {
     "residual": lambda seed: make_residual(seed),
     "residual_conv": lambda seed: make_residual(seed, conv=True),
     "misc": lambda seed: make_misc(seed),
+    "branches": lambda seed: make_branches(seed),
 }
 
 

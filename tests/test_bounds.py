@@ -16,14 +16,16 @@ import pytest
 import torch
 from scipy.optimize import linprog
 
-from conftest import BENCH, ZOO, make_fc, needs_bench
+from conftest import BENCH, ZOO, Builder, make_fc, needs_bench
 from frontends.onnx_loader import graph_from_onnx, load_onnx
 from frontends.vnnlib import load_vnnlib
 from verifier.bounds import BoundSettings, ObjectiveBounds, intermediate_bounds, objective_bounds
 from verifier.bounds.crown import pre_activation_nodes
+from verifier.bounds.forward import forward_bounds
 from verifier.core_methods import stacked_rows
+from test_onnx_loader import OP_CASES, single_op_model
 from verifier.errors import UnsupportedError
-from verifier.ops import Linear, ReLU
+from verifier.ops import Linear, Op, ReLU
 
 METHODS = ("ibp", "crown", "alpha-crown")
 F64 = torch.float64
@@ -93,14 +95,25 @@ def check_sound(g32, g64, C, d, lo, hi, X, methods=METHODS, settings=None):
     return out, vmin, vmax
 
 
-def check_nodes(g32, g64, lo, hi, X, methods=("ibp", "crown")):
-    """intermediate_bounds of every node contain the node's value at every sample."""
+def has_forward_rules(g) -> bool:
+    """Every affine node has a forward-mode linear rule (forward_bounds supports the graph)."""
+    return all(type(n.op).linear_forward is not Op.linear_forward for n in g.nodes if n.op.affine) and \
+        all(isinstance(n.op, ReLU) for n in g.nonlinear_nodes())
+
+
+def check_nodes(g32, g64, lo, hi, X, methods=("ibp", "crown", "forward")):
+    """intermediate_bounds (and forward_bounds) of every node contain the node's value at every sample."""
     with torch.no_grad():
         vals = g64.forward_all(torch.tensor(X, dtype=F64))
     x_lo, x_hi = boxes(lo, hi)
     for g, rel in ((g32, 1e-5), (g64, 1e-10)):
         for m in methods:
-            b = intermediate_bounds(g, x_lo.to(g.dtype), x_hi.to(g.dtype), m)
+            if m == "forward":
+                if not has_forward_rules(g):
+                    continue
+                b = forward_bounds(g, x_lo.to(g.dtype), x_hi.to(g.dtype))
+            else:
+                b = intermediate_bounds(g, x_lo.to(g.dtype), x_hi.to(g.dtype), m)
             assert set(b) >= {n.name for n in g.nodes}
             for name, v in vals.items():
                 blo, bhi = (t.double() for t in b[name])
@@ -140,6 +153,41 @@ def test_generated_network_bounds_contain_samples(kind, seed):
     # the bounds are not vacuous: CROWN's gap to the sampled range is finite and ordered
     c64 = obs[("crown", "f64")]
     assert torch.all(c64.lower <= c64.upper)
+
+
+@pytest.mark.parametrize("case", sorted(OP_CASES))
+def test_operator_bounds_contain_samples(case):
+    """Each single-operator model of the loader tests, bounded on a box."""
+    build, in_shape, *out_shape = OP_CASES[case]
+    model = single_op_model(build, in_shape, out_shape=out_shape[0] if out_shape else None)
+    g32, g64 = graph_from_onnx(model, case), graph_from_onnx(model, case, dtype=F64)
+    rng = np.random.default_rng(3)
+    c = rng.uniform(-1, 1, g32.n_inputs)
+    lo, hi = c - 0.5, c + 0.5
+    C = torch.tensor(rng.standard_normal((2, g32.n_outputs)))
+    d = torch.tensor(rng.standard_normal(2))
+    X = sample_inputs(g64, C, lo, hi, rng, n_uniform=300, starts=4, steps=15)
+    relu_only = all(isinstance(n.op, ReLU) for n in g64.nonlinear_nodes())
+    check_sound(g32, g64, C, d, lo, hi, X, methods=METHODS if relu_only else ("ibp",))
+    check_nodes(g32, g64, lo, hi, X, methods=("ibp", "crown", "forward") if relu_only else ("ibp",))
+    if not g64.nonlinear_nodes() and g64.n_inputs <= 10:  # affine: CROWN is exact (corners are sampled)
+        ob = objective_bounds(g64, C, d, *boxes(lo, hi), BoundSettings("crown"))
+        assert np.allclose(ob.lower[0].numpy(), objective_values(g64, C, d, X).min(0), atol=1e-9)
+
+
+def test_maxpool_network_ibp_sound():
+    b = Builder(4, [1, 1, 4, 4])
+    x = b.node("MaxPool", [b.conv(b.in_name, 1, 2)], kernel_shape=[2, 2], strides=[2, 2])
+    model = b.model(b.gemm(b.flatten(x), 8, 2, relu=False))
+    g32, g64 = graph_from_onnx(model), graph_from_onnx(model, dtype=F64)
+    rng = np.random.default_rng(0)
+    lo, hi = rng.uniform(-1, 0, 16), rng.uniform(0, 1, 16)
+    C, d = torch.tensor(rng.standard_normal((2, 2))), torch.zeros(2)
+    X = sample_inputs(g64, C, lo, hi, rng, n_uniform=2000)
+    check_sound(g32, g64, C, d, lo, hi, X, methods=("ibp",))
+    check_nodes(g32, g64, lo, hi, X, methods=("ibp",))
+    with pytest.raises(UnsupportedError):
+        objective_bounds(g32, C, d, *boxes(lo, hi), BoundSettings("crown"))
 
 
 def test_alpha_crown_improves_on_crown():
@@ -302,6 +350,7 @@ BENCH_CASES = {
                               "oval21/vnnlib/cifar_base_kw-img8194-eps0.018300653594771243.vnnlib", 0.25),
     "test_small": ("test/test_small.onnx", "test/test_small.vnnlib", 1.0),
     "test_sat": ("test/test_sat.onnx", "test/test_prop.vnnlib", 1.0),
+    "test_unsat": ("test/test_unsat.onnx", "test/test_prop.vnnlib", 1.0),
 }
 
 
@@ -326,7 +375,8 @@ def test_benchmark_network_bounds_contain_samples(case):
     X = sample_inputs(g64, C, lo, hi, rng, n_uniform=500 if big else 2000, starts=4 if big else 12,
                       steps=20 if big else 40)
     check_sound(g32, g64, C, d, lo, hi, X, methods=("ibp", "crown") if big else METHODS)
-    check_nodes(g32, g64, lo, hi, X[:1000])
+    # forward-mode bounds carry (n_inputs x width) per node: meant for small inputs only
+    check_nodes(g32, g64, lo, hi, X[:1000], methods=("ibp", "crown") if big else ("ibp", "crown", "forward"))
 
 
 @needs_bench
@@ -345,7 +395,7 @@ def test_sigmoid_network_ibp_sound_and_crown_unsupported():
 
 
 @needs_bench
-@pytest.mark.parametrize("case", ["mnist_256x2", "acasxu_1_1_prop2"])
+@pytest.mark.parametrize("case", ["mnist_256x2", "acasxu_1_1_prop2", "test_unsat"])
 def test_float32_and_float64_bounds_agree(case):
     g32, g64, C, d, lo, hi = bench_problem(case)
     x_lo, x_hi = boxes(lo, hi)

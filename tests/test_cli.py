@@ -166,3 +166,47 @@ def test_attack_never_sat_on_unsat_instance(onnx_rel, vnn_rel, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert out.splitlines()[0] in ("unknown", "timeout"), out
+
+
+# --------------------------------------------------------------------------- attack acceptance (sample)
+ACAS_SAT_SAMPLE = [("1_2", "prop_2"), ("2_9", "prop_2"), ("4_4", "prop_2"), ("3_8", "prop_2"), ("1_7", "prop_3"),
+                   ("1_9", "prop_3"), ("1_8", "prop_4"), ("1_9", "prop_4")]
+ACAS_UNSAT_SAMPLE = [("1_1", "prop_1"), ("1_1", "prop_2"), ("2_2", "prop_3"), ("3_3", "prop_4"), ("1_1", "prop_5"),
+                     ("1_1", "prop_6"), ("1_9", "prop_9"), ("4_5", "prop_10")]
+
+
+def _acas(net, prop):
+    return (f"onnx/ACASXU_run2a_{net}_batch_2000.onnx", f"vnnlib/{prop}.vnnlib")
+
+
+@pytest.mark.slow
+@needs_bench
+def test_attack_acceptance_acasxu_sample(tmp_path, capsys):
+    """A sample of the acceptance criterion (``benchmarks/bench_attack.py`` runs all 47 expected-sat
+    instances): validated counterexamples within each instance's timeout, that pass the competition
+    checker, and never ``sat`` on an expected-unsat instance (1 s each)."""
+    import time
+
+    acas = BENCH / "acasxu"
+    expected = read_expected(acas)
+    timeouts = {(o, v): t for o, v, t in read_instances(acas)}
+    for net, prop in ACAS_SAT_SAMPLE + ACAS_UNSAT_SAMPLE:
+        key = _acas(net, prop)
+        want = expected[key]
+        limit = timeouts[key] if want == "sat" else 1.0
+        out_file = tmp_path / f"{net}_{prop}.txt"
+        t0 = time.monotonic()
+        rc = main([str(acas / key[0]), str(acas / key[1]), "--method", "attack", "--timeout", str(limit), "-q",
+                   "--result-file", str(out_file)])
+        elapsed = time.monotonic() - t0
+        out = capsys.readouterr().out
+        assert rc == 0
+        verdict = out.splitlines()[0]
+        if want == "unsat":
+            assert verdict in ("unknown", "timeout"), (key, out)
+            continue
+        assert verdict == "sat", (key, out)
+        assert elapsed <= timeouts[key]
+        _, x, y = parse_result_text(out_file.read_text())
+        ok, why = check_counterexample(OnnxReference(acas / key[0]).run, load_vnnlib(acas / key[1]), x, y)
+        assert ok, (key, why)

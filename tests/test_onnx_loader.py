@@ -94,7 +94,7 @@ def test_gzipped_model_and_name_without_gz(tmp_path):
     assert torch.equal(g.forward(x), g2.forward(x))
 
 
-def _single(op_builder, in_shape, seed=0, out_shape=None):
+def single_op_model(op_builder, in_shape, seed=0, out_shape=None):
     """A model: input -> op_builder(b, x) -> output."""
     b = Builder(seed, in_shape)
     out = op_builder(b, b.in_name)
@@ -153,6 +153,12 @@ OP_CASES = {
                                                             b.const(np.array([2]))]), [1, 1, 4]),
     "identity_dropout": (lambda b, x: b.node("Dropout", [b.node("Identity", [x])]), [1, 3]),
     "tanh_sigmoid": (lambda b, x: b.node("Sigmoid", [b.node("Tanh", [b.gemm(x, 3, 4, relu=False)])]), [1, 3]),
+    "scale_chain_broadcast": (lambda b, x: b.node("Sub", [b.node("Mul", [b.node("Div", [
+        b.node("Add", [x, b.const(b.rand(3, 1, 1))]), b.const(b.rand(1, 2, 2) + 3)]), b.const(b.rand(1, 3, 1, 1))]),
+        b.const(np.float32(0.25))]), [1, 3, 2, 2]),
+    "gemm_then_add_row": (lambda b, x: b.node("Add", [b.gemm(x, 4, 3, relu=False), b.const(b.rand(1, 3))]), [1, 4]),
+    "matmul_3d_then_add": (lambda b, x: b.node("Add", [b.node("MatMul", [x, b.const(b.rand(2, 3))]),
+                                                      b.const(b.rand(4, 3))]), [1, 4, 2]),
     "residual_same_node_twice": (lambda b, x: b.node("Add", [b.node("Relu", [x]), b.node("Relu", [x])]), [1, 3]),
     "residual_sub_branches": (lambda b, x: b.node("Sub", [b.gemm(x, 3, 4), b.gemm(x, 3, 4, relu=False)]),
                               [1, 3]),
@@ -177,7 +183,7 @@ OP_CASES["shape_chain_constant_node"] = (_shape_chain, [1, 3, 2, 2], [1, 2])
 @pytest.mark.parametrize("case", sorted(OP_CASES))
 def test_operator_matches_onnxruntime(case):
     build, in_shape, *out_shape = OP_CASES[case]
-    model = _single(build, in_shape, out_shape=out_shape[0] if out_shape else None)
+    model = single_op_model(build, in_shape, out_shape=out_shape[0] if out_shape else None)
     graph = graph_from_onnx(model, case)
     rng = np.random.default_rng(1)
     xs = rng.uniform(-2, 2, (16, graph.n_inputs))

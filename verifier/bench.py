@@ -398,6 +398,8 @@ class Progress:
         if not self.enabled:
             return
         if self.tty:
+            if row["verdict"] == "error":  # keep the reasons on screen, above the bar
+                self.stream.write(f"\r\033[Kerror: {row['onnx']} {row['vnnlib']}: {row.get('reason', '')}\n")
             self.stream.write("\r\033[K" + self.line())
         else:
             reason = f"  ({row['reason']})" if row.get("reason") and row["verdict"] == "error" else ""
@@ -405,6 +407,12 @@ class Progress:
                               f"{float(row['time_s'] or 0):.1f}s{reason}  | "
                               + " ".join(f"{k}={v}" for k, v in self.counts.items()) + "\n")
         self.stream.flush()
+
+    def tick(self) -> None:
+        """Redraw the bar (elapsed time) on a terminal."""
+        if self.tty:
+            self.stream.write("\r\033[K" + self.line())
+            self.stream.flush()
 
     def finish(self) -> None:
         if self.enabled and self.tty:
@@ -522,9 +530,9 @@ def run_bench(cfg: BenchConfig) -> BenchRun:
     try:
         if jobs:
             if cfg.ray_address:
-                _run_ray(cfg, jobs, record)
+                _run_ray(cfg, jobs, record, progress.tick)
             else:
-                _run_local(cfg, jobs, record)
+                _run_local(cfg, jobs, record, progress.tick)
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
         n = kill_live_processes()
@@ -545,7 +553,8 @@ def _ordered(instances: list[Instance], rows: list[dict]) -> list[dict]:
     return [by_key[i.key] for i in instances if i.key in by_key]
 
 
-def _run_local(cfg: BenchConfig, jobs: list[Job], record: Callable[[dict], None]) -> None:
+def _run_local(cfg: BenchConfig, jobs: list[Job], record: Callable[[dict], None],
+               tick: Callable[[], None] = lambda: None) -> None:
     workers = max(1, cfg.workers or os.cpu_count() or 1)
     stop = threading.Event()
 
@@ -559,6 +568,8 @@ def _run_local(cfg: BenchConfig, jobs: list[Job], record: Callable[[dict], None]
         pending = {pool.submit(guarded, j): j for j in jobs}
         while pending:
             done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            if not done:
+                tick()
             for fut in done:
                 job = pending.pop(fut)
                 try:
@@ -575,7 +586,8 @@ def _run_local(cfg: BenchConfig, jobs: list[Job], record: Callable[[dict], None]
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _run_ray(cfg: BenchConfig, jobs: list[Job], record: Callable[[dict], None]) -> None:
+def _run_ray(cfg: BenchConfig, jobs: list[Job], record: Callable[[dict], None],
+             tick: Callable[[], None] = lambda: None) -> None:
     """Dispatch jobs as Ray tasks (one CPU each); the files must be at the same paths on every node."""
     try:
         import ray
@@ -598,6 +610,8 @@ def _run_ray(cfg: BenchConfig, jobs: list[Job], record: Callable[[dict], None]) 
                 job = queue.pop(0)
                 inflight[task.remote(job)] = job
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+            if not ready:
+                tick()
             for ref in ready:
                 job = inflight.pop(ref)
                 try:

@@ -30,10 +30,10 @@ class Problem:
     @classmethod
     def load(cls, model_path, spec_path, device="cpu", dtype=torch.float32) -> "Problem":
         from frontends.onnx_loader import load_onnx
-        from frontends.vnnlib import load_vnnlib
+        from frontends.vnnlib2 import load_spec
 
         graph = load_onnx(model_path, dtype=dtype, device=device)
-        spec = load_vnnlib(spec_path, n_inputs=graph.n_inputs, n_outputs=graph.n_outputs)
+        spec = load_spec(spec_path, n_inputs=graph.n_inputs, n_outputs=graph.n_outputs)  # VNN-LIB 1.0 or 2.0
         return cls(graph, spec, str(model_path), str(spec_path))
 
 

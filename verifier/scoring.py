@@ -176,7 +176,6 @@ class CounterexampleChecker:
 
         from .errors import VerifierError
         from .resultfile import check_counterexample, parse_result_text
-        from .validate import OnnxReference
 
         try:
             word, x, y = parse_result_text(result_text)
@@ -186,7 +185,7 @@ class CounterexampleChecker:
             return False, f"result file says {word}, not sat"
         try:
             if onnx not in self._models:
-                self._models[onnx] = OnnxReference(self.bench_dir / onnx)
+                self._models[onnx] = _OrtModel(self.bench_dir / onnx)
             if vnnlib not in self._specs:
                 self._specs[vnnlib] = load_spec(self.bench_dir / vnnlib)
             ref, spec = self._models[onnx], self._specs[vnnlib]
@@ -195,6 +194,36 @@ class CounterexampleChecker:
             return False, f"cannot check: {e}"
         except Exception as e:  # onnxruntime failures: report, do not crash the report
             return False, f"cannot check: {type(e).__name__}: {e}"
+
+
+class _OrtModel:
+    """onnxruntime session of a model file, as :class:`verifier.validate.OnnxReference` runs it, without
+    importing torch (the report stays quick): plain or gzip, ``path.gz`` when ``path`` is absent."""
+
+    def __init__(self, path: Path):
+        import gzip
+
+        import numpy as np
+        import onnxruntime as ort
+
+        p = path if path.exists() or not Path(str(path) + ".gz").exists() else Path(str(path) + ".gz")
+        data = p.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        inp = self.session.get_inputs()[0]
+        self.name = inp.name
+        self.shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        self.dtype = np.float64 if "double" in inp.type else np.float32
+        self._np = np
+
+    def run(self, x):
+        np = self._np
+        y = self.session.run(None, {self.name: np.asarray(x, dtype=self.dtype).reshape(self.shape)})[0]
+        return np.asarray(y, dtype=np.float64).reshape(-1)
 
 
 def score_series(series: Series, reference: dict[tuple[str, str], str], keys: list[tuple[str, str]] | None = None,
@@ -299,14 +328,14 @@ def cactus_plot(scores: list[Score], out_png: str | os.PathLike, title: str = ""
         ax.step([1e-3] + xs, [0] + list(range(1, len(xs) + 1)), where="post",
                 label=f"{s.label} ({len(xs)}/{s.n})")
     if timeout:
-        ax.axvline(timeout, color="grey", linestyle=":", linewidth=1)
+        ax.axvline(timeout, color="grey", linestyle=":", linewidth=1, label=f"timeout {timeout:g}s")
     ax.set_xscale("log")
     ax.set_xlim(left=min(0.1, tmax or 0.1) * 0.9)
     ax.set_xlabel("time per instance (s, log scale)")
     ax.set_ylabel("instances solved")
     ax.set_title(title or "Instances solved vs time")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)

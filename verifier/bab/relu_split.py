@@ -25,7 +25,7 @@ from ..bounds.crown import backward_lower, intermediate_bounds, pre_activation_n
 from ..bounds.objective import BoundSettings, objective_bounds
 from ..problem import Deadline, Problem
 from ..result import Counterexample
-from .input_split import Outcome, _alpha_refine, _concretize, _Rows
+from .input_split import Outcome, _concretize, _Rows
 from .settings import BaBSettings
 
 log = logging.getLogger("verifier.bab")
@@ -33,13 +33,22 @@ log = logging.getLogger("verifier.bab")
 MEMORY_BUDGET_BYTES = 4 * 2**30
 
 
-def _bound_domains(graph, rows: _Rows, x_lo, x_hi, fix: dict, alpha_iters: int):
-    """Bound a batch of domains; returns lb (B, K), tol, pre bounds, per-ReLU objective coefficients, infeasible (B,)."""
-    B = next(iter(fix.values()))[0].shape[0]
+def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_iters: int, recompute: bool):
+    """Bound a batch of domains.
+
+    PRE holds each domain's known bounds of every pre-activation node (the parent's bounds with
+    the split clamps applied); with ``recompute`` CROWN re-derives every layer from them (tighter,
+    costlier), otherwise they are used as they are and only the objective is re-bounded.
+    Returns lb (B, K), tol, pre bounds, per-ReLU objective coefficients, infeasible (B,).
+    """
+    B = next(iter(PRE.values()))[0].shape[0]
     lo, hi = x_lo.expand(B, -1), x_hi.expand(B, -1)
-    pre = intermediate_bounds(graph, lo, hi, "crown", fixed=fix)
+    if recompute:
+        pre = intermediate_bounds(graph, lo, hi, "crown", fixed=PRE)
+    else:
+        pre = dict(PRE)
     infeasible = torch.zeros(B, dtype=torch.bool, device=lo.device)
-    for p in fix:
+    for p in PRE:
         l, u = pre[p]
         infeasible |= (l > u).reshape(B, -1).any(1)
     K = rows.C.shape[0]
@@ -48,8 +57,49 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, fix: dict, alpha_iters: int):
     _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True, record=record)
     lb, tol = _concretize(Ax, bias, lo, hi, rows.d, graph.dtype)
     if alpha_iters > 0:
-        lb, tol, _ = _alpha_refine(graph, A0, rows.d, lo, hi, pre, lb, tol, Ax, alpha_iters)
+        lb, tol = _alpha_beta(graph, A0, rows.d, lo, hi, pre, SGN, lb, tol, alpha_iters)
     return lb, tol, pre, record, infeasible
+
+
+def _alpha_beta(graph, A0, d, lo, hi, pre, SGN, lb, tol, iters, lr: float = 0.3):
+    """Optimise lower ReLU slopes (alpha in [0, 1]) and split multipliers (beta >= 0) of the objective.
+
+    With split signs ``s_j`` (+1 for ``z_j >= 0``, -1 for ``z_j <= 0``) every domain point has
+    ``s_j z_j >= 0``, so ``obj - sum_j beta_j s_j z_j <= obj`` there: its lower bound over the
+    relaxation is a sound lower bound of the objective on the domain for every beta >= 0
+    (beta-CROWN's Lagrangian). The best bound per row over the iterations is kept.
+    """
+    from ..bounds.optim import Adam
+    from ..ops import ReLU
+
+    B, K = A0.shape[:2]
+    alphas, betas, signs = {}, {}, {}
+    for node in graph.nonlinear_nodes():
+        l, u = pre[node.inputs[0]]
+        alphas[node.name] = ReLU.default_alpha(l, u).unsqueeze(1).expand(B, K, *l.shape[1:]).clone().requires_grad_(True)
+    for p, sgn in SGN.items():
+        sgn = sgn.to(lo.dtype)
+        if bool((sgn != 0).any()):
+            signs[p] = sgn.unsqueeze(1)
+            betas[p] = torch.zeros(B, K, *sgn.shape[1:], dtype=lo.dtype, device=lo.device, requires_grad=True)
+    opt = Adam(list(alphas.values()) + list(betas.values()), lr=lr, decay=0.95)
+    for _ in range(iters):
+        with torch.enable_grad():
+            extra = {p: -betas[p] * signs[p] for p in betas}
+            cur, Ax2, bias2 = backward_lower(graph, graph.output_name, A0, lo, hi, pre, alphas, return_linear=True,
+                                             extra=extra)
+            opt.zero_grad()
+            (-cur.sum()).backward()
+        with torch.no_grad():
+            lb2, tol2 = _concretize(Ax2.detach(), bias2.detach(), lo, hi, d, graph.dtype)
+            better = (lb2 - tol2) > (lb - tol)
+            lb, tol = torch.where(better, lb2, lb), torch.where(better, tol2, tol)
+            opt.step()
+            for a in alphas.values():
+                a.clamp_(0.0, 1.0)
+            for b in betas.values():
+                b.clamp_(min=0.0)
+    return lb, tol
 
 
 def _scores(graph, pre, record, lb, rows: _Rows, grp_ok):
@@ -91,31 +141,40 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     grp_ok = rows.group_ok(ob.lower, ob.tol, torch.zeros(1, len(rows.groups), dtype=torch.bool, device=dev))
     if bool(grp_ok.all()):
         return Outcome.PROVEN, None
-    neurons = sum(graph.shape_of(p) and torch.Size(graph.shape_of(p)).numel() for p in pnodes)
-    per_domain = neurons * 2 * (8 if dt == torch.float64 else 4) + 64
+    neurons = sum(torch.Size(graph.shape_of(p)).numel() for p in pnodes)
+    recompute = settings.relu_recompute if settings.relu_recompute is not None else neurons <= 2048
+    stats["recompute_intermediate"] = recompute
+    per_domain = neurons * (2 * (8 if dt == torch.float64 else 4) + 1) + 64
     cap = int(min(settings.max_domains, MEMORY_BUDGET_BYTES // per_domain))
     stats["domain_cap"] = cap
     inf = float("inf")
-    FIX = {p: (torch.full((1, *graph.shape_of(p)), -inf, dtype=dt, device=dev),
-               torch.full((1, *graph.shape_of(p)), inf, dtype=dt, device=dev)) for p in pnodes}
+    root_pre = ob.pre
+    PRE = {p: (root_pre[p][0].clone(), root_pre[p][1].clone()) for p in pnodes}
+    SGN = {p: torch.zeros((1, *graph.shape_of(p)), dtype=torch.int8, device=dev) for p in pnodes}
     DONE = grp_ok
     PRI = torch.full((1,), -inf, dtype=torch.float64, device=dev)  # smaller = worse = first
+    batch = settings.relu_batch if recompute else 4 * settings.relu_batch
     last_log = time.monotonic()
     it = 0
+    first = True
     while PRI.numel() > 0:
         if deadline.expired():
             stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel()
             return Outcome.OPEN, None
         it += 1
-        take = min(settings.relu_batch, PRI.numel())
+        take = min(batch, PRI.numel())
         order = torch.argsort(PRI)
         sel, rest = order[:take], order[take:]
-        fix = {p: (FIX[p][0][sel], FIX[p][1][sel]) for p in pnodes}
+        pre_in = {p: (PRE[p][0][sel], PRE[p][1][sel]) for p in pnodes}
+        sgn = {p: SGN[p][sel] for p in pnodes}
         done = DONE[sel]
-        FIX = {p: (FIX[p][0][rest], FIX[p][1][rest]) for p in pnodes}
+        PRE = {p: (PRE[p][0][rest], PRE[p][1][rest]) for p in pnodes}
+        SGN = {p: SGN[p][rest] for p in pnodes}
         DONE, PRI = DONE[rest], PRI[rest]
         with torch.no_grad():
-            lb, tol, pre, record, infeasible = _bound_domains(graph, rows, x_lo, x_hi, fix, settings.relu_alpha_iters)
+            lb, tol, pre, record, infeasible = _bound_domains(graph, rows, x_lo, x_hi, pre_in, sgn,
+                                                              settings.relu_alpha_iters, recompute and not first)
+        first = False
         stats["bound_calls"] = stats.get("bound_calls", 0) + 1
         stats["domains"] = stats.get("domains", 0) + take
         ok = rows.group_ok(lb, tol, done) | infeasible.unsqueeze(1)
@@ -124,40 +183,43 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             continue
         o = torch.nonzero(open_).flatten()
         lb, ok = lb[o], ok[o]
-        pre = {k: (v[0][o], v[1][o]) for k, v in pre.items()}
+        pre = {p: (pre[p][0][o], pre[p][1][o]) for p in pnodes}
         record = {k: v[o] for k, v in record.items()}
-        fix = {p: (fix[p][0][o], fix[p][1][o]) for p in pnodes}
+        sgn = {p: sgn[p][o] for p in pnodes}
         with torch.no_grad():
             scores, layout = _scores(graph, pre, record, lb, rows, ok)
         best = scores.max(1)
-        if bool((best.values < 0).any()):
-            # no unstable neuron left yet not proven: the relaxation is exact there, so the open
-            # rows' bounds are exact for the linear pieces; try the attack on the whole box instead
-            stats["exhausted_domains"] = stats.get("exhausted_domains", 0) + int((best.values < 0).sum())
-            keep = best.values >= 0
+        keep = best.values >= 0
+        if not bool(keep.all()):
+            # no unstable neuron left, yet unproven: the relaxation is exact, so the bound is the
+            # true minimum of the domain's linear piece; leave it to the attack
+            stats["exhausted_domains"] = stats.get("exhausted_domains", 0) + int((~keep).sum())
             if not bool(keep.any()):
                 return Outcome.OPEN, None
-            lb, ok, best_idx = lb[keep], ok[keep], best.indices[keep]
-            fix = {p: (fix[p][0][keep], fix[p][1][keep]) for p in pnodes}
-        else:
-            best_idx = best.indices
-        # children: active (lo = 0) and inactive (hi = 0) copies
+            lb, ok = lb[keep], ok[keep]
+            pre = {p: (pre[p][0][keep], pre[p][1][keep]) for p in pnodes}
+            sgn = {p: sgn[p][keep] for p in pnodes}
+        best_idx = best.indices[keep]
+        # children: active (lower bound 0) and inactive (upper bound 0) copies
         n = best_idx.numel()
-        new_fix = {}
         offset = 0
         for p, size in layout:
-            flo, fhi = (t.reshape(n, -1) for t in fix[p])
-            in_node = (best_idx >= offset) & (best_idx < offset + size)
-            j = (best_idx - offset).clamp(0, size - 1)
-            lo_a, hi_a, lo_b, hi_b = flo.clone(), fhi.clone(), flo.clone(), fhi.clone()
-            r = torch.nonzero(in_node).flatten()
-            lo_a[r, j[r]] = 0.0  # active: z >= 0
-            hi_b[r, j[r]] = 0.0  # inactive: z <= 0
+            lo_p, hi_p = (t.reshape(n, -1) for t in pre[p])
+            s_p = sgn[p].reshape(n, -1)
+            r = torch.nonzero((best_idx >= offset) & (best_idx < offset + size)).flatten()
+            j = best_idx[r] - offset
+            lo_a, hi_a, lo_b, hi_b = lo_p.clone(), hi_p.clone(), lo_p.clone(), hi_p.clone()
+            s_a, s_b = s_p.clone(), s_p.clone()
+            lo_a[r, j] = 0.0  # active: z >= 0
+            s_a[r, j] = 1
+            hi_b[r, j] = 0.0  # inactive: z <= 0
+            s_b[r, j] = -1
             shp = graph.shape_of(p)
-            new_fix[p] = (torch.cat([lo_a, lo_b]).reshape(2 * n, *shp), torch.cat([hi_a, hi_b]).reshape(2 * n, *shp))
+            PRE[p] = (torch.cat([PRE[p][0], lo_a.reshape(n, *shp), lo_b.reshape(n, *shp)]),
+                      torch.cat([PRE[p][1], hi_a.reshape(n, *shp), hi_b.reshape(n, *shp)]))
+            SGN[p] = torch.cat([SGN[p], s_a.reshape(n, *shp), s_b.reshape(n, *shp)])
             offset += size
         pri = rows.group_best(lb).masked_fill(ok, inf).min(1).values
-        FIX = {p: (torch.cat([FIX[p][0], new_fix[p][0]]), torch.cat([FIX[p][1], new_fix[p][1]])) for p in pnodes}
         DONE = torch.cat([DONE, ok, ok])
         PRI = torch.cat([PRI, pri, pri])
         stats["max_domains"] = max(stats.get("max_domains", 0), PRI.numel())
@@ -167,8 +229,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel()
             return Outcome.OPEN, None
         if settings.attack_every and it % settings.attack_every == 0:
-            cex = pgd_attack(graph, spec, replace(problem_attack_settings(problem), seed=it), Deadline(min(2.0, deadline.left())),
-                             problem.reference, rounds=1)
+            cex = pgd_attack(graph, spec, replace(problem_attack_settings(problem), seed=it),
+                             Deadline(min(2.0, deadline.left())), problem.reference, rounds=1)
             if cex is not None:
                 return Outcome.FALSIFIED, cex
         if time.monotonic() - last_log > settings.log_every:

@@ -36,7 +36,8 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, settin
     if attack_first:
         t = time.monotonic()
         budget = Deadline(min(deadline.left(), max(1.0, settings.attack_fraction * options.timeout)))
-        cex = pgd_attack(problem.graph, problem.spec, options.attack, budget, problem.reference, stats=stats)
+        cex = pgd_attack(problem.graph, problem.spec, options.attack, budget, problem.reference,
+                         rounds=settings.attack_rounds, stats=stats)
         timings["attack"] = time.monotonic() - t
         if cex is not None:
             return Result(Verdict.SAT, name + ":attack", counterexample=cex, timings=timings, stats=stats)

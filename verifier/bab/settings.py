@@ -13,9 +13,11 @@ class BaBSettings:
     input_branching: str = "smear"  # input splitting heuristic: smear (cheap) | best (bound improvement)
     bound_method: str = "crown"  # bound of each domain: crown | alpha-crown
     relu_batch: int = 64  # domains bounded per call in ReLU splitting
-    relu_alpha_iters: int = 0  # alpha-CROWN steps on the objective of each ReLU-split domain
+    relu_alpha_iters: int = 8  # alpha/beta-CROWN steps on the objective of each ReLU-split domain
+    relu_recompute: bool | None = None  # re-derive intermediate bounds per domain (None: when <= 2048 neurons)
     root_alpha: bool = True  # try alpha-CROWN once at the root before branching (ReLU splitting)
-    attack_fraction: float = 0.1  # share of the time for the first attack
+    attack_fraction: float = 0.1  # at most this share of the time for the first attack
+    attack_rounds: int = 2  # rounds of random restarts in the first attack
     attack_every: int = 20  # PGD on the worst domains every N iterations (ReLU splitting)
     milp_fallback_neurons: int = 0  # ReLU splitting: hand a domain to MILP when it has at most this many unstable ReLUs (0 = off)
     log_every: float = 2.0  # seconds between progress lines with --verbose

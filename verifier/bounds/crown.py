@@ -32,7 +32,7 @@ def ancestors(graph: Graph, start: str) -> set[str]:
 
 def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tensor, x_hi: torch.Tensor,
                    pre: Bounds, alphas: dict[str, torch.Tensor] | None = None, return_linear: bool = False,
-                   record: dict | None = None):
+                   record: dict | None = None, extra: dict[str, torch.Tensor] | None = None):
     """Lower bounds of ``A0 . node(start)`` over the input boxes.
 
     A0: ``(B, K, *shape(start))``; x_lo, x_hi: ``(B, n_inputs)``; pre: bounds of each
@@ -40,7 +40,8 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
     nonlinear node, broadcastable to ``(B, K, *shape)``. Returns ``(B, K)``, and
     with ``return_linear`` also the input coefficients ``(B, K, n)`` and constant ``(B, K)``.
     ``record``, when given, receives the coefficients ``A`` on each nonlinear node's output
-    (used by branching heuristics).
+    (used by branching heuristics). ``extra`` adds coefficients on chosen nodes when
+    the pass reaches them (the Lagrangian terms of split constraints in beta-CROWN).
     """
     B, K = A0.shape[:2]
     As: dict[str, torch.Tensor] = {start: A0}
@@ -52,6 +53,8 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
         if node.name not in live or node.name not in As:
             continue
         A = As.pop(node.name)
+        if extra is not None and node.name in extra:
+            A = A + extra[node.name]
         if node.op.affine:
             in_shapes = [graph.shape_of(i) for i in node.inputs]
             A_ins, c = node.op.backward(A.reshape(B * K, *node.shape), in_shapes)

@@ -1,0 +1,20 @@
+"""Probe ReLU-splitting settings on a few mnist_fc / oval21 instances: outcome, domains, time."""
+import sys, time
+from dataclasses import replace
+import torch
+sys.path.insert(0, ".")
+from verifier.problem import Problem, Deadline
+from verifier.bab.relu_split import relu_split_region
+from verifier.bab.settings import BaBSettings
+
+torch.set_num_threads(1)
+bench, T = "../shared/benchmarks", float(sys.argv[1])
+for arg in sys.argv[3:]:
+    folder, net, prop = arg.split(":")
+    p = Problem.load(f"{bench}/{folder}/onnx/{net}.onnx", f"{bench}/{folder}/vnnlib/{prop}.vnnlib")
+    for it in [int(v) for v in sys.argv[2].split(",")]:
+        st = {}
+        t = time.time()
+        s = BaBSettings(relu_alpha_iters=it)
+        outs = [relu_split_region(p, lo, hi, idx, s, Deadline(T), st)[0] for lo, hi, idx in p.spec.regions()]
+        print(f"{net} {prop} iters={it} {outs} root={st.get('root_bound'):.4g} domains={st.get('domains')} {time.time()-t:.1f}s", flush=True)

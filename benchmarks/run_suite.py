@@ -1,0 +1,83 @@
+"""Run a benchmark folder in-process with --method auto and print solved counts and times.
+
+Usage: python benchmarks/run_suite.py BENCH_DIR [--method auto] [--timeout-scale 1.0] [--limit N]
+       [--filter SUBSTR] [--csv OUT.csv]
+Compares every answer with BENCH_DIR/expected.csv (wrong = sat where unsat is expected or the
+reverse). This is how the figures of the branch-and-bound note are produced; `verify bench` is the
+isolated, parallel runner for whole suites.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from verifier.api import verify  # noqa: E402
+from verifier.options import VerifyOptions  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bench")
+    ap.add_argument("--method", default="auto")
+    ap.add_argument("--timeout-scale", type=float, default=1.0)
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--filter", default="")
+    ap.add_argument("--csv", default="")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    bench = Path(args.bench)
+    inst = bench / "instances.csv"
+    if not inst.exists():
+        inst = next(bench.glob("*instances.csv"))
+    expected = {}
+    if (bench / "expected.csv").exists():
+        for row in csv.DictReader(open(bench / "expected.csv")):
+            expected[(row["onnx"], row["vnnlib"])] = row["expected"]
+    rows = [r for r in csv.reader(open(inst)) if r and args.filter in ",".join(r)]
+    if args.limit:
+        rows = rows[: args.limit]
+    counts, wrong, times, by_net = Counter(), [], [], {}
+    out = open(args.csv, "w", newline="") if args.csv else None
+    if out:
+        out.write("onnx,vnnlib,verdict,expected,time_s,method\n")
+    for onnx, spec, timeout in rows:
+        t0 = time.monotonic()
+        r = verify(bench / onnx, bench / spec, method=args.method, timeout=float(timeout) * args.timeout_scale,
+                   options=VerifyOptions())
+        dt = time.monotonic() - t0
+        exp = expected.get((onnx, spec), "?")
+        v = str(r.verdict)
+        counts[v] += 1
+        bad = (v == "sat" and exp == "unsat") or (v == "unsat" and exp == "sat")
+        if bad:
+            wrong.append((onnx, spec, v, exp))
+        if v in ("sat", "unsat"):
+            times.append(dt)
+        net = Path(onnx).stem
+        s, n = by_net.get(net, (0, 0))
+        by_net[net] = (s + (v in ("sat", "unsat")), n + 1)
+        print(f"{onnx},{spec},{v},{exp},{dt:.2f},{r.method}{'  WRONG' if bad else ''}", flush=True)
+        if out:
+            out.write(f"{onnx},{spec},{v},{exp},{dt:.3f},{r.method}\n")
+            out.flush()
+    solved = counts["sat"] + counts["unsat"]
+    print(f"\nsolved {solved}/{len(rows)}  ({dict(counts)})  wrong {len(wrong)}")
+    if times:
+        print(f"time of solved: total {sum(times):.1f}s  median {statistics.median(times):.2f}s")
+    for net, (s, n) in sorted(by_net.items()):
+        print(f"  {net}: {s}/{n}")
+    for w in wrong:
+        print("WRONG:", *w)
+
+
+if __name__ == "__main__":
+    main()
