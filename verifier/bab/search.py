@@ -14,6 +14,8 @@ from ..problem import Deadline, Problem
 from ..result import Result, Verdict
 from .input_split import Outcome, input_split_region
 from .settings import BaBSettings
+from ..errors import UnsupportedError
+from ..ops import ReLU
 
 log = logging.getLogger("verifier.bab")
 
@@ -27,6 +29,9 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, settin
     """Quick CROWN bound, then an attack, then the branch and bound region by region."""
     stats: dict = {}
     timings: dict[str, float] = {}
+    other = sorted({n.op.kind for n in problem.graph.nonlinear_nodes() if not isinstance(n.op, ReLU)})
+    if other:
+        return _non_relu(problem, options, deadline, name, other)
     t = time.monotonic()
     proven, best = bound_spec(problem, BoundSettings("crown"), deadline)
     timings["crown"] = time.monotonic() - t
@@ -67,6 +72,30 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, settin
         return Result(Verdict.UNSAT, f"{name}:{strategy}-split", timings=timings, stats=stats)
     verdict = Verdict.TIMEOUT if deadline.expired() else Verdict.UNKNOWN
     return Result(verdict, f"{name}:{strategy}-split", timings=timings, stats=stats)
+
+
+def _non_relu(problem: Problem, options: VerifyOptions, deadline: Deadline, name: str, kinds: list[str]) -> Result:
+    """Networks with other nonlinearities (Sigmoid, Tanh, MaxPool): CROWN (or interval) bounds, then the attack."""
+    t = time.monotonic()
+    bmethod = "crown"
+    try:
+        proven, best = bound_spec(problem, BoundSettings("crown"), deadline)
+    except UnsupportedError:  # e.g. MaxPool has no linear relaxation
+        bmethod = "ibp"
+        proven, best = bound_spec(problem, BoundSettings("ibp"), deadline)
+    timings = {bmethod: time.monotonic() - t}
+    bound = min(best) if best else None
+    if all(proven):
+        return Result(Verdict.UNSAT, f"{name}:{bmethod}", bound=bound, timings=timings)
+    t = time.monotonic()
+    stats: dict = {}
+    cex = pgd_attack(problem.graph, problem.spec, options.attack, deadline, problem.reference, stats=stats)
+    timings["attack"] = time.monotonic() - t
+    if cex is not None:
+        return Result(Verdict.SAT, f"{name}:attack", counterexample=cex, timings=timings, stats=stats)
+    verdict = Verdict.TIMEOUT if deadline.expired() else Verdict.UNKNOWN
+    return Result(verdict, f"{name}:{bmethod}+attack", bound=bound, timings=timings, stats=stats,
+                  message=f"branch and bound supports ReLU networks only (this one has {', '.join(kinds)})")
 
 
 def bab_method(problem: Problem, options: VerifyOptions, deadline: Deadline) -> Result:

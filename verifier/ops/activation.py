@@ -46,7 +46,47 @@ class ReLU(Op):
         return (Lw * ls.unsqueeze(1), Lb * ls), (Uw * us.unsqueeze(1), Ub * us + ub)
 
 
+def _parallel_lines(f, stationary, lo, hi):
+    """Sound lines ``k x + b_l <= f(x) <= k x + b_u`` on [lo, hi] with k the chord slope.
+
+    The intercepts are the exact min / max of ``f(x) - k x`` over the interval: it is
+    attained at an end point or at a point where ``f'(x) = k`` (``stationary(k)``
+    returns those candidates). A small outward margin covers rounding.
+    """
+    lo64, hi64 = lo.double(), hi.double()
+    width = hi64 - lo64
+    flo, fhi = f(lo64), f(hi64)
+    k = torch.where(width > 1e-12, (fhi - flo) / width.clamp(min=1e-12), torch.zeros_like(width))
+    cands = [flo - k * lo64, fhi - k * hi64]
+    for x in stationary(k):
+        inside = (x >= lo64) & (x <= hi64)
+        g = f(x) - k * x
+        cands.append(torch.where(inside, g, cands[0]))
+    stack = torch.stack(cands)
+    b_l, b_u = stack.min(0).values, stack.max(0).values
+    margin = 1e-7 * (1 + b_l.abs() + b_u.abs())
+    out = lo.dtype
+    return k.to(out), (b_l - margin).to(out), k.to(out), (b_u + margin).to(out)
+
+
+def _sigmoid_stationary(k):
+    disc = (1 - 4 * k).clamp(min=0).sqrt()
+    s1, s2 = ((1 - disc) / 2).clamp(1e-15, 1 - 1e-15), ((1 + disc) / 2).clamp(1e-15, 1 - 1e-15)
+    valid = k <= 0.25
+    xs = [torch.log(s / (1 - s)) for s in (s1, s2)]
+    return [torch.where(valid, x, torch.full_like(x, float("nan"))) for x in xs]
+
+
+def _tanh_stationary(k):
+    r = (1 - k).clamp(min=0, max=1 - 1e-15).sqrt()
+    valid = k <= 1
+    xs = [torch.atanh(r), torch.atanh(-r)]
+    return [torch.where(valid, x, torch.full_like(x, float("nan"))) for x in xs]
+
+
 class Sigmoid(Op):
+    """Sigmoid: forward, interval bounds (monotone) and sound parallel-line relaxation."""
+
     kind = "Sigmoid"
     affine = False
 
@@ -57,10 +97,16 @@ class Sigmoid(Op):
         return torch.sigmoid(b[0]), torch.sigmoid(b[1])
 
     def relax(self, lo, hi, alpha=None):
-        raise UnsupportedError("linear bounds for Sigmoid are not implemented; use --method ibp or attack")
+        return _parallel_lines(torch.sigmoid, _sigmoid_stationary, lo, hi)
+
+    def relax_forward(self, lo, hi, Lw, Lb, Uw, Ub):
+        k, bl, _, bu = self.relax(lo, hi)  # k >= 0 (monotone)
+        return (Lw * k.unsqueeze(1), Lb * k + bl), (Uw * k.unsqueeze(1), Ub * k + bu)
 
 
 class Tanh(Op):
+    """Tanh: forward, interval bounds (monotone) and sound parallel-line relaxation."""
+
     kind = "Tanh"
     affine = False
 
@@ -71,7 +117,11 @@ class Tanh(Op):
         return torch.tanh(b[0]), torch.tanh(b[1])
 
     def relax(self, lo, hi, alpha=None):
-        raise UnsupportedError("linear bounds for Tanh are not implemented; use --method ibp or attack")
+        return _parallel_lines(torch.tanh, _tanh_stationary, lo, hi)
+
+    def relax_forward(self, lo, hi, Lw, Lb, Uw, Ub):
+        k, bl, _, bu = self.relax(lo, hi)
+        return (Lw * k.unsqueeze(1), Lb * k + bl), (Uw * k.unsqueeze(1), Ub * k + bu)
 
 
 class MaxPool(Op):
