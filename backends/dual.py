@@ -251,8 +251,8 @@ class DualBackend(Backend):
         worst = 0.0
         dt, dev = graph.dtype, graph.device
         for region in core.regions:
-            xl = torch.as_tensor(region.lo, dtype=dt, device=dev).reshape(1, -1)
-            xh = torch.as_tensor(region.hi, dtype=dt, device=dev).reshape(1, -1)
+            xl = torch.as_tensor(np.array(region.lo), dtype=dt, device=dev).reshape(1, -1)
+            xh = torch.as_tensor(np.array(region.hi), dtype=dt, device=dev).reshape(1, -1)
             if self.intermediate == "dual":
                 pre = wk_intermediate_bounds(graph, xl, xh)
             else:

@@ -16,7 +16,8 @@ In the default decision mode the solver stops as soon as the sign is settled
 every disjunct is solved to optimality (no early stop, CROWN-proven disjuncts are
 solved too), which gives the exact optimum for comparisons.
 
-Input splitting (``split_threshold > 0``): a box whose CROWN bounds leave more
+Input splitting (``split_threshold > 0``, networks with at most ``split_max_inputs``
+inputs, where halving a box pays): a box whose CROWN bounds leave more
 than ``split_threshold`` unstable ReLUs is halved along the input dimension with
 the largest influence on the open rows (width times the CROWN coefficient), up to
 ``max_boxes`` boxes; CROWN settles what it can on each sub-box and the MILP solves
@@ -63,9 +64,11 @@ class MILPBackend(Backend):
 
     def __init__(self, solver: str = "highs", exact: bool = False, tighten: str | None = "lp",
                  tighten_fraction: float = 0.25, tighten_budget: float = 30.0, threads: int | None = None,
-                 verbose: bool = False, split_threshold: int = 0, max_boxes: int = 512):
+                 verbose: bool = False, split_threshold: int = 80, split_max_inputs: int = 16,
+                 max_boxes: int = 512):
         self.solver_name = solver
         self.split_threshold = split_threshold
+        self.split_max_inputs = split_max_inputs
         self.max_boxes = max_boxes
         self.exact = exact
         self.tighten = tighten
@@ -125,15 +128,15 @@ class MILPBackend(Backend):
 
     # ------------------------------------------------------------------------------------------------
     def _should_split(self, graph, pre, n_boxes) -> bool:
-        if not self.split_threshold or n_boxes >= self.max_boxes:
+        if not self.split_threshold or n_boxes >= self.max_boxes or graph.n_inputs > self.split_max_inputs:
             return False
         return _n_unstable(graph, pre) > self.split_threshold
 
     def _box_bounds(self, graph, spec, lo, hi, todo, leaves):
         """CROWN bounds on a sub-box; disjuncts CROWN proves there are recorded and dropped."""
         dt, dev = graph.dtype, graph.device
-        xl = torch.as_tensor(lo, dtype=dt, device=dev).reshape(1, -1)
-        xh = torch.as_tensor(hi, dtype=dt, device=dev).reshape(1, -1)
+        xl = torch.as_tensor(np.array(lo, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
+        xh = torch.as_tensor(np.array(hi, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
         with torch.no_grad():
             pre = intermediate_bounds(graph, xl, xh, "crown")
         crown, left = {}, []
@@ -151,8 +154,8 @@ class MILPBackend(Backend):
     def _split_dim(self, graph, spec, lo, hi, todo, pre) -> int:
         """Input dimension with the largest influence on the open rows: width times |CROWN coefficient|."""
         dt, dev = graph.dtype, graph.device
-        xl = torch.as_tensor(lo, dtype=dt, device=dev).reshape(1, -1)
-        xh = torch.as_tensor(hi, dtype=dt, device=dev).reshape(1, -1)
+        xl = torch.as_tensor(np.array(lo, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
+        xh = torch.as_tensor(np.array(hi, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
         C = torch.as_tensor(np.concatenate([spec.disjuncts[j].C for j in todo], 0), dtype=dt, device=dev)
         A0 = C.reshape(1, C.shape[0], *graph.output_shape)
         with torch.no_grad():
@@ -196,8 +199,8 @@ class MILPBackend(Backend):
     # ------------------------------------------------------------------------------------------------
     def _crown_recheck(self, graph, spec, lo, hi, pre, todo, crown, leaves):
         dt, dev = graph.dtype, graph.device
-        xl = torch.as_tensor(lo, dtype=dt, device=dev).reshape(1, -1)
-        xh = torch.as_tensor(hi, dtype=dt, device=dev).reshape(1, -1)
+        xl = torch.as_tensor(np.array(lo, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
+        xh = torch.as_tensor(np.array(hi, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
         left = []
         for j in todo:
             dj = spec.disjuncts[j]

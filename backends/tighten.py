@@ -56,8 +56,8 @@ def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
     names = [n for n in pre_activation_nodes(graph) if n != graph.input_name]
     stats = TightenStats(unstable_before=_count_unstable(pre, names))
     dt, dev = graph.dtype, graph.device
-    xl = torch.as_tensor(x_lo, dtype=dt, device=dev).reshape(1, -1)
-    xh = torch.as_tensor(x_hi, dtype=dt, device=dev).reshape(1, -1)
+    xl = torch.as_tensor(np.array(x_lo, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
+    xh = torch.as_tensor(np.array(x_hi, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
     fixed: dict = {}
     tol = solver.tolerance()
     for name in names:

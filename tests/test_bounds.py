@@ -25,7 +25,7 @@ from verifier.bounds.forward import forward_bounds
 from verifier.core_methods import stacked_rows
 from test_onnx_loader import OP_CASES, single_op_model
 from verifier.errors import UnsupportedError
-from verifier.ops import Linear, Op, ReLU
+from verifier.ops import Linear, MaxPool, Op, ReLU
 
 METHODS = ("ibp", "crown", "alpha-crown")
 F64 = torch.float64
@@ -96,9 +96,25 @@ def check_sound(g32, g64, C, d, lo, hi, X, methods=METHODS, settings=None):
 
 
 def has_forward_rules(g) -> bool:
-    """Every affine node has a forward-mode linear rule (forward_bounds supports the graph)."""
+    """Every node has a forward-mode linear rule (forward_bounds supports the graph)."""
     return all(type(n.op).linear_forward is not Op.linear_forward for n in g.nodes if n.op.affine) and \
-        all(isinstance(n.op, ReLU) for n in g.nonlinear_nodes())
+        all(type(n.op).relax_forward is not Op.relax_forward for n in g.nonlinear_nodes())
+
+
+def bound_methods(g) -> tuple[str, ...]:
+    """The objective methods that apply: alpha-CROWN optimises ReLU slopes only; MaxPool has no
+    linear relaxation (interval bounds only)."""
+    kinds = {type(n.op) for n in g.nonlinear_nodes()}
+    if MaxPool in kinds:
+        return ("ibp",)
+    return METHODS if kinds <= {ReLU} else ("ibp", "crown")
+
+
+def node_methods(g) -> tuple[str, ...]:
+    kinds = {type(n.op) for n in g.nonlinear_nodes()}
+    if MaxPool in kinds:
+        return ("ibp",)
+    return ("ibp", "crown", "forward")
 
 
 def check_nodes(g32, g64, lo, hi, X, methods=("ibp", "crown", "forward")):
@@ -167,9 +183,8 @@ def test_operator_bounds_contain_samples(case):
     C = torch.tensor(rng.standard_normal((2, g32.n_outputs)))
     d = torch.tensor(rng.standard_normal(2))
     X = sample_inputs(g64, C, lo, hi, rng, n_uniform=300, starts=4, steps=15)
-    relu_only = all(isinstance(n.op, ReLU) for n in g64.nonlinear_nodes())
-    check_sound(g32, g64, C, d, lo, hi, X, methods=METHODS if relu_only else ("ibp",))
-    check_nodes(g32, g64, lo, hi, X, methods=("ibp", "crown", "forward") if relu_only else ("ibp",))
+    check_sound(g32, g64, C, d, lo, hi, X, methods=bound_methods(g64))
+    check_nodes(g32, g64, lo, hi, X, methods=node_methods(g64))
     if not g64.nonlinear_nodes() and g64.n_inputs <= 10:  # affine: CROWN is exact (corners are sampled)
         ob = objective_bounds(g64, C, d, *boxes(lo, hi), BoundSettings("crown"))
         assert np.allclose(ob.lower[0].numpy(), objective_values(g64, C, d, X).min(0), atol=1e-9)
@@ -379,8 +394,27 @@ def test_benchmark_network_bounds_contain_samples(case):
     check_nodes(g32, g64, lo, hi, X[:1000], methods=("ibp", "crown") if big else ("ibp", "crown", "forward"))
 
 
+@pytest.mark.parametrize("act", ["Sigmoid", "Tanh", "mixed"])
+def test_sigmoid_tanh_network_bounds_contain_samples(act):
+    b = Builder(11, [1, 3])
+    x = b.in_name
+    for i, (n_in, n_out) in enumerate([(3, 8), (8, 8), (8, 6)]):
+        kind = act if act != "mixed" else ("Sigmoid", "Relu", "Tanh")[i]
+        x = b.node(kind, [b.gemm(x, n_in, n_out, relu=False)])
+    model = b.model(b.gemm(x, 6, 3, relu=False))
+    g32, g64 = graph_from_onnx(model), graph_from_onnx(model, dtype=F64)
+    rng = np.random.default_rng(5)
+    for radius in (0.05, 1.0, 4.0):  # near-linear pieces up to saturated ones
+        c = rng.uniform(-1, 1, 3)
+        lo, hi = c - radius, c + radius
+        C, d = torch.tensor(rng.standard_normal((4, 3))), torch.tensor(rng.standard_normal(4))
+        X = sample_inputs(g64, C, lo, hi, rng, n_uniform=2000)
+        check_sound(g32, g64, C, d, lo, hi, X, methods=("ibp", "crown"))
+        check_nodes(g32, g64, lo, hi, X)
+
+
 @needs_bench
-def test_sigmoid_network_ibp_sound_and_crown_unsupported():
+def test_sigmoid_benchmark_network_bounds_contain_samples():
     g32 = load_onnx(BENCH / "eran/nets/ffnnSIGMOID__Point_6x200.onnx")
     spec = load_vnnlib(BENCH / "eran/specs/mnist/mnist_spec_idx_8098_eps_0.01500.vnnlib", g32.n_inputs,
                        g32.n_outputs)
@@ -388,10 +422,8 @@ def test_sigmoid_network_ibp_sound_and_crown_unsupported():
     C, d, _ = stacked_rows(spec, idx)
     g64 = g32.to(dtype=F64)
     X = sample_inputs(g64, C, lo, hi, np.random.default_rng(0), n_uniform=500, starts=4, steps=20)
-    check_sound(g32, g64, C, d, lo, hi, X, methods=("ibp",))
-    check_nodes(g32, g64, lo, hi, X, methods=("ibp",))
-    with pytest.raises(UnsupportedError):
-        objective_bounds(g32, C, d, *boxes(lo, hi), BoundSettings("crown"))
+    check_sound(g32, g64, C, d, lo, hi, X, methods=("ibp", "crown"))
+    check_nodes(g32, g64, lo, hi, X, methods=("ibp", "crown"))
 
 
 @needs_bench

@@ -37,6 +37,8 @@ def load_problem(model_path, spec_path, options: VerifyOptions) -> Problem:
 
 def verify_problem(problem: Problem, options: VerifyOptions, deadline: Deadline | None = None) -> Result:
     deadline = deadline or Deadline(options.timeout)
+    if options.threads and options.threads > 0:
+        torch.set_num_threads(options.threads)
     t0 = time.monotonic()
     try:
         fn = get_method(options.method)

@@ -1,10 +1,17 @@
 """PGD falsifier: searches each input region for a point meeting a disjunct.
 
 For every disjunct the loss of a point is ``max_i (C_i y - d_i)``: it is <= 0
-exactly when the point meets the disjunct. Batches of random starts (plus the
-box centre) for all disjuncts of a region descend that loss with signed
-gradient steps projected onto the box; any point reaching <= 0 is validated
-through onnxruntime before it is returned (see ``verifier.validate``).
+exactly when the point meets the disjunct. Batches of starts for all disjuncts
+of a region descend that loss with signed gradient steps projected onto the box;
+any point reaching <= 0 is validated through onnxruntime before it is returned
+(see ``verifier.validate``).
+
+Starts: half of each batch are the best of a cheap screening sample (many
+uniform points, forward pass only; worthwhile when the input is small, as in
+ACAS Xu), the other half uniform points (plus the box centre in round 0). The
+first step is a fraction of the box width that cycles over the rounds
+(``step_size / 2``, ``/ 10``, ``/ 50``): large first steps alone settle in the
+same basins round after round. Steps decay (cosine) to ``1e-4`` of the width.
 """
 from __future__ import annotations
 
@@ -21,6 +28,11 @@ from .result import Counterexample
 from .spec import Spec
 
 log = logging.getLogger("verifier.attack")
+
+STEP_CYCLE = (0.5, 0.1, 0.02)  # first step of round r: step_size * STEP_CYCLE[r % 3] of the box width
+STEP_END = 1e-4  # last step, fraction of the box width
+SCREEN_VALUES = 100_000  # screening sample size x input size per round and disjunct
+SCREEN_MAX = 20_000
 
 
 def _padded_rows(spec: Spec, disjuncts: list[int], dtype, device):
@@ -71,17 +83,28 @@ def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Dea
     if not regions:
         return None
     # keep a batch around a few thousand input values x points for large inputs
-    R = max(4, min(settings.restarts, int(2_000_000 / max(1, graph.n_inputs * max(len(r[2]) for r in regions)))))
+    J_max = max(len(r[2]) for r in regions)
+    R = max(4, min(settings.restarts, int(2_000_000 / max(1, graph.n_inputs * J_max))))
+    n_screen = min(SCREEN_MAX, int(SCREEN_VALUES / max(1, graph.n_inputs * J_max)))
     tried = 0
     for rnd in range(rounds):
+        s0 = settings.step_size * STEP_CYCLE[rnd % len(STEP_CYCLE)]
         for lo, hi, idx, C, d in regions:
             if deadline.expired():
+                if stats is not None:
+                    stats.update(attack_rounds=rnd, attack_best=best)
                 return None
             J = len(idx)
             width = hi - lo
             u = torch.rand((J, R, lo.numel()), generator=gen).to(dev, dt)
+            if n_screen > 2 * R:  # half the starts: the best points of a larger uniform sample
+                us = torch.rand((J, n_screen, lo.numel()), generator=gen).to(dev, dt)
+                with torch.no_grad():
+                    ys = graph.forward((lo + us * width).reshape(J * n_screen, -1)).reshape(J, n_screen, -1)
+                    top = torch.topk(-disjunct_loss(ys, C, d), R // 2, dim=1).indices
+                u[:, : R // 2] = torch.gather(us, 1, top.unsqueeze(-1).expand(-1, -1, lo.numel()))
             if rnd == 0:
-                u[:, 0] = 0.5  # the box centre
+                u[:, -1] = 0.5  # the box centre
             x = (lo + u * width).detach()
             for step in range(n_steps):
                 x.requires_grad_(True)
@@ -98,7 +121,7 @@ def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Dea
                             if stats is not None:
                                 stats.update(attack_rounds=rnd + 1, attack_best=best)
                             return cand
-                    frac = settings.step_size * 0.5 * (1 + math.cos(math.pi * step / n_steps)) + 1e-3
+                    frac = STEP_END + (s0 - STEP_END) * 0.5 * (1 + math.cos(math.pi * step / n_steps))
                     x = torch.minimum(torch.maximum(x - frac * width * torch.sign(g), lo), hi).detach()
                 if deadline.expired():
                     break

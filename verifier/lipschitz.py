@@ -38,7 +38,9 @@ What is computed here:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -49,13 +51,46 @@ import torch
 from .errors import UnsupportedError
 from .graph import Graph, Node
 from .ops import AddNodes, AveragePool, Conv, Linear, MaxPool, ReLU, Reshape, Scale, Sigmoid, Tanh, Transpose
+from .smoothing import torch_threads
 
-# a segment's Jacobian is materialized (and its norm computed by SVD) up to this many entries
+# a segment's Jacobian is materialized (and its norm computed exactly) up to this many entries,
+# when its smaller side is at most DENSE_MIN_SIDE (the cost of the eigenvalue problem)
 DENSE_LIMIT = 1 << 22
+DENSE_MIN_SIDE = 1024
 # relative inflation of every float64 norm (covers eigenvalue / FFT rounding many times over)
 NORM_INFLATE = 1.0 + 1e-8
 # activation slopes: every supported activation is slope-restricted in [0, beta]
 ACT_BETA = {ReLU: 1.0, Tanh: 1.0, Sigmoid: 0.25}
+
+
+# CPU threads for the (small, dense) linear algebra here. Multi-threaded eigen-decompositions of
+# a few hundred rows are slower than one thread already, and dramatically slower (100x measured)
+# when other processes keep the cores busy.
+LINALG_THREADS = 1
+
+
+@contextlib.contextmanager
+def linalg_threads(n: int | None = LINALG_THREADS):
+    """Limit torch's and the BLAS libraries' CPU threads (threadpoolctl when installed)."""
+    with torch_threads(n):
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - comes with scikit-learn
+            yield
+            return
+        with threadpool_limits(n):
+            yield
+
+
+def _few_threads(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if torch.get_num_threads() == LINALG_THREADS:  # already inside (or nothing to change)
+            return fn(*args, **kwargs)
+        with linalg_threads():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 # =========================================================================== results
@@ -188,16 +223,20 @@ class _SegOps:
             x = op.forward(x)
         return x
 
-    def dense(self, chunk: int = 2048) -> torch.Tensor:
-        """The Jacobian ``(n_out, n_in)`` in float64."""
+    def dense(self, chunk: int = 1024, columns: torch.Tensor | None = None) -> torch.Tensor:
+        """The Jacobian ``(n_out, n_in)`` in float64 (only the given input ``columns`` if asked)."""
         seg = self.seg
+        idx = torch.arange(seg.n_in, device=self.device) if columns is None else columns
         cols = []
-        for k in range(0, seg.n_in, chunk):
-            m = min(chunk, seg.n_in - k)
+        for k in range(0, idx.numel(), chunk):
+            sel = idx[k:k + chunk]
+            m = sel.numel()
             e = torch.zeros(m, seg.n_in, dtype=torch.float64, device=self.device)
-            e[torch.arange(m), torch.arange(k, k + m)] = 1.0
+            e[torch.arange(m, device=self.device), sel] = 1.0
             y = self.linear(e.reshape(m, *seg.in_shape)).reshape(m, -1)
             cols.append(y)
+        if not cols:
+            return torch.zeros(seg.n_out, 0, dtype=torch.float64, device=self.device)
         return torch.cat(cols, 0).T.contiguous()
 
 
@@ -225,6 +264,7 @@ def spectral_norm(a: torch.Tensor) -> float:
     return math.sqrt(max(lam, 0.0)) * NORM_INFLATE
 
 
+@_few_threads
 def power_iteration(fn, in_shape, iters: int = 200, tol: float = 1e-8, seed: int = 0,
                     dtype=torch.float64, device="cpu") -> float:
     """Estimate ``||A||_2`` of a linear map ``fn`` (batched over a leading axis) by power iteration on A^T A.
@@ -253,6 +293,7 @@ def power_iteration(fn, in_shape, iters: int = 200, tol: float = 1e-8, seed: int
         return float(fn(v).norm())
 
 
+@_few_threads
 def conv_fft_bound(conv: Conv, in_shape) -> float:
     """Upper bound on the l2 operator norm of a zero-padded (strided, dilated, grouped) convolution.
 
@@ -326,6 +367,7 @@ def _schur(abs_fn, in_shape, out_shape, d_in=None, d_out=None, dtype=torch.float
     return math.sqrt(max(r, 0.0) * max(c, 0.0)) * NORM_INFLATE
 
 
+@_few_threads
 def op_norm_upper(op, in_shape) -> float:
     """Upper bound on the l2 operator norm of one affine operator's linear part."""
     if isinstance(op, Linear):
@@ -368,7 +410,7 @@ class _SegInfo:
 
 def _analyze_segment(seg: Segment, dense_limit: int, estimate: bool, device="cpu") -> _SegInfo:
     ops = _SegOps(seg, device)
-    if seg.n_in * seg.n_out <= dense_limit:
+    if seg.n_in * seg.n_out <= dense_limit and min(seg.n_in, seg.n_out) <= DENSE_MIN_SIDE:
         J = ops.dense()
         up = spectral_norm(J)
         return _SegInfo(seg, ops, up, J, up / NORM_INFLATE if estimate else None, "dense SVD")
@@ -401,6 +443,17 @@ def _masked_norm(info: _SegInfo, d_in, d_out) -> float:
             J = J[d_out.reshape(-1)]
         if d_in is not None:
             J = J[:, d_in.reshape(-1)]
+        return min(info.upper, spectral_norm(J))
+    n_i = int(d_in.sum()) if d_in is not None else seg.n_in
+    n_o = int(d_out.sum()) if d_out is not None else seg.n_out
+    if n_i * n_o == 0:
+        return 0.0
+    if n_i * seg.n_out <= DENSE_LIMIT and min(n_i, n_o) <= DENSE_MIN_SIDE:
+        # few possibly-active neurons: materialize only the columns that remain
+        cols = torch.nonzero(d_in.reshape(-1)).flatten() if d_in is not None else torch.arange(seg.n_in)
+        J = info.ops.dense(columns=cols.to(info.ops.device))
+        if d_out is not None:
+            J = J[d_out.reshape(-1)]
         return min(info.upper, spectral_norm(J))
     if info.ops.abs_ops is None:
         return info.upper
@@ -526,6 +579,7 @@ def _analysis(graph: Graph, dense_limit: int = DENSE_LIMIT, estimate: bool = Fal
     return c[key]
 
 
+@_few_threads
 def product_bound(graph: Graph, dense_limit: int = DENSE_LIMIT, estimate: bool = False) -> LipschitzBound:
     """Global product bound (cached per graph). ``estimate``: also power-iterate every segment."""
     t0 = time.perf_counter()
@@ -535,6 +589,7 @@ def product_bound(graph: Graph, dense_limit: int = DENSE_LIMIT, estimate: bool =
     return res
 
 
+@_few_threads
 def global_lipschitz(graph: Graph, method: str = "product", time_limit: float = 60.0, solver: str = "auto",
                      dense_limit: int = DENSE_LIMIT, estimate: bool = False, max_sdp_dim: int = 1500) -> LipschitzBound:
     """Global l2 Lipschitz bound: ``product`` or ``lipsdp`` (falls back to the product bound)."""
@@ -559,6 +614,7 @@ def global_lipschitz(graph: Graph, method: str = "product", time_limit: float = 
                           f"LipSDP {sdp.L:.6g} vs product {prod.L:.6g} (solver {sdp.message})")
 
 
+@_few_threads
 def local_lipschitz(graph: Graph, lo, hi, bounds_method: str = "crown", bounds: dict | None = None,
                     global_bound: LipschitzBound | None = None, dense_limit: int = DENSE_LIMIT) -> list[LipschitzBound]:
     """Lipschitz bounds valid on each input box ``[lo[b], hi[b]]`` (shape ``(B, n_inputs)``).
@@ -647,12 +703,14 @@ def radius_from_logits(z: np.ndarray, pair: np.ndarray, n_inputs: int, cls: int 
     return Radius(pred, margin, r, r / math.sqrt(n_inputs))
 
 
+@_few_threads
 def certified_radius(graph: Graph, x, bound: LipschitzBound, cls: int | None = None) -> Radius:
     """Certified l2 / l_inf radius of ``x`` (one example) for its predicted class (or ``cls``)."""
     z = logits64(graph, x)[0]
     return radius_from_logits(z, bound.pair_matrix(graph.n_outputs), graph.n_inputs, cls)
 
 
+@_few_threads
 def local_certified_radius(graph: Graph, x, global_bound: LipschitzBound | None = None,
                            bounds_method: str = "crown", factors=(1.0, 1.5, 2.0, 3.0, 4.0, 6.0)) -> Radius:
     """Certified l2 and l_inf radii from local Lipschitz bounds on l_inf boxes around ``x``.
@@ -846,6 +904,7 @@ def _solve_within(prob, solver: str, opts: dict, timeout: float, verbose: bool =
         raise box["error"]
 
 
+@_few_threads
 def lipsdp(graph: Graph, c=None, time_limit: float = 60.0, solver: str = "auto", max_dim: int = 1500,
            verbose: bool = False) -> LipSDPResult:
     """LipSDP-Neuron bound of ``x -> f(x)`` (or of ``x -> c^T f(x)`` when ``c`` is given).
@@ -918,6 +977,7 @@ def lipsdp(graph: Graph, c=None, time_limit: float = 60.0, solver: str = "auto",
     raise LipSDPFailed(last_err)
 
 
+@_few_threads
 def lipsdp_pair_bounds(graph: Graph, cls: int, bound: LipschitzBound | None = None, time_limit: float = 60.0,
                        solver: str = "auto") -> LipschitzBound:
     """Tighten the pair bounds ``L(f_cls - f_j)`` with one LipSDP per class ``j`` (``c = e_cls - e_j``).
@@ -946,6 +1006,7 @@ def lipsdp_pair_bounds(graph: Graph, cls: int, bound: LipschitzBound | None = No
 
 
 # =========================================================================== sampling (estimates)
+@_few_threads
 def gradient_norms(graph: Graph, X, pairs=None) -> dict:
     """Exact gradient information at sample points ``X`` ``(S, n_inputs)``, float64.
 
@@ -982,6 +1043,7 @@ class CleverEstimate:
     kind: str = "estimate"
 
 
+@_few_threads
 def clever_estimate(graph: Graph, x, label: int | None = None, radius: float = 0.5, n_batches: int = 50,
                     batch_size: int = 100, seed: int = 0) -> CleverEstimate:
     """CLEVER (Weng et al. 2018): sample gradient norms of ``f_label - f_j`` in the l2 ball of ``radius``.

@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import UnsupportedError
 from .graph import Graph
-from .lipschitz import LipschitzBound, local_lipschitz, logits64, product_bound, safety_margin
+from .lipschitz import LipschitzBound, gradient_norms, local_lipschitz, logits64, product_bound, safety_margin
 from .methods import register_method
 from .result import Result, Verdict
 from .spec import Spec
@@ -109,6 +109,20 @@ def lipschitz_fast_path(graph: Graph, spec: Spec, local: str | None = "ibp",
         if not rows:
             return None
         rows_of.append(rows)
+    # Cheap necessary condition first: every Lipschitz bound valid on a box is at least the
+    # gradient norm at the box centre, so when even that cannot cover the box, stop here.
+    # (Returning None is always safe; only the unsat below needs the sound bounds.)
+    regions = spec.regions()
+    try:
+        for lo, hi, idx in regions:
+            c, r = box_center_radius(lo, hi)
+            z = logits64(graph, c)[0]
+            G = gradient_norms(graph, c[None, :])["pair"][0]
+            for i in idx:
+                if not any(a * (z[t] - z[j] - delta) > a * G[t, j] * r for t, j, delta, a in rows_of[i]):
+                    return None
+    except UnsupportedError:
+        return None
     try:
         glob = bound or product_bound(graph)
     except UnsupportedError:
@@ -117,7 +131,7 @@ def lipschitz_fast_path(graph: Graph, spec: Spec, local: str | None = "ibp",
     gP = glob.pair_matrix(K)
     used = "global"
     worst = math.inf
-    for lo, hi, idx in spec.regions():
+    for lo, hi, idx in regions:
         c, r = box_center_radius(lo, hi)
         z = logits64(graph, c)[0]
         if not np.all(np.isfinite(z)):

@@ -23,6 +23,7 @@ each call draws from its own ``torch.Generator`` seeded with ``seed``
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import os
@@ -49,6 +50,24 @@ class DataError(VerifierError):
         self.path = path
         self.detail = message
         super().__init__(f"{path}: {message}" if path else message)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Temporarily run torch's CPU kernels on ``n`` threads (None: leave torch's setting).
+
+    On a machine busy with other processes, one thread is often much faster than
+    several for small models: every kernel call then pays for thread synchronisation.
+    """
+    if n is None or n <= 0:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -235,12 +254,13 @@ class Certificate:
 
 
 def predict(model, x, sigma: float, n: int = 100_000, alpha: float = 0.001, batch: int | None = None,
-            seed: int = 0, device=None, num_classes: int | None = None) -> Prediction:
+            seed: int = 0, device=None, num_classes: int | None = None, threads: int | None = None) -> Prediction:
     """PREDICT of Cohen et al.: the smoothed class of ``x`` or ABSTAIN (wrong with prob. <= alpha)."""
     _check_params(sigma, alpha, n=n)
     clf = as_classifier(model, device=device)
     t0 = time.perf_counter()
-    counts = sample_counts(clf, x, sigma, n, batch, _generator(clf, seed), num_classes)
+    with torch_threads(threads):
+        counts = sample_counts(clf, x, sigma, n, batch, _generator(clf, seed), num_classes)
     order = np.argsort(-counts, kind="stable")
     c1 = int(counts[order[0]])
     c2 = int(counts[order[1]]) if counts.size > 1 else 0
@@ -250,18 +270,21 @@ def predict(model, x, sigma: float, n: int = 100_000, alpha: float = 0.001, batc
 
 
 def certify(model, x, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
-            batch: int | None = None, seed: int = 0, device=None, num_classes: int | None = None) -> Certificate:
+            batch: int | None = None, seed: int = 0, device=None, num_classes: int | None = None,
+            threads: int | None = None) -> Certificate:
     """CERTIFY of Cohen et al.: class and l2 radius of the smoothed classifier at ``x``.
 
-    ``x`` is one example in the model's input shape (without a batch axis).
+    ``x`` is one example in the model's input shape (without a batch axis). ``threads``:
+    torch CPU threads while sampling (None: torch's setting).
     """
     _check_params(sigma, alpha, n0=n0, n=n)
     clf = as_classifier(model, device=device)
     t0 = time.perf_counter()
     gen = _generator(clf, seed)
-    counts0 = sample_counts(clf, x, sigma, n0, batch, gen, num_classes)
-    cA = int(np.argmax(counts0))
-    counts = sample_counts(clf, x, sigma, n, batch, gen, counts0.size)
+    with torch_threads(threads):
+        counts0 = sample_counts(clf, x, sigma, n0, batch, gen, num_classes)
+        cA = int(np.argmax(counts0))
+        counts = sample_counts(clf, x, sigma, n, batch, gen, counts0.size)
     nA = int(counts[cA])
     pA = clopper_pearson_lower(nA, int(n), alpha)
     if pA <= 0.5:
@@ -311,7 +334,8 @@ def parse_certify_log(text: str) -> list[CertifyRecord]:
 
 def certify_dataset(model, X, y, sigma: float, n0: int = 100, n: int = 100_000, alpha: float = 0.001,
                     batch: int | None = None, seed: int = 0, device=None, indices: Iterable[int] | None = None,
-                    on_record: Callable[[CertifyRecord], None] | None = None) -> list[CertifyRecord]:
+                    on_record: Callable[[CertifyRecord], None] | None = None,
+                    threads: int | None = None) -> list[CertifyRecord]:
     """Certify every example of a labelled set; example ``i`` is sampled with seed ``seed + i``."""
     clf = as_classifier(model, device=device)
     X = np.asarray(X)
@@ -321,7 +345,7 @@ def certify_dataset(model, X, y, sigma: float, n0: int = 100, n: int = 100_000, 
     num_classes = None
     for i in idx:
         i = int(i)
-        c = certify(clf, X[i], sigma, n0, n, alpha, batch, seed + i, num_classes=num_classes)
+        c = certify(clf, X[i], sigma, n0, n, alpha, batch, seed + i, num_classes=num_classes, threads=threads)
         num_classes = c.counts0.size
         rec = CertifyRecord(i, int(y[i]), c.prediction, c.radius, int(c.prediction == int(y[i])), c.time_s)
         records.append(rec)

@@ -14,7 +14,6 @@ Command line (writes a model and a labelled test set for ``verify smooth`` /
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import warnings
@@ -22,6 +21,8 @@ import warnings
 import numpy as np
 import torch
 from torch import nn
+
+from .smoothing import torch_threads  # noqa: F401  (re-exported)
 
 DIGITS_SHAPE = {"mlp": (64,), "cnn": (1, 8, 8)}
 
@@ -64,24 +65,6 @@ def make_cnn(channels=(8, 16), n_out: int = 10, seed: int = 0) -> nn.Sequential:
 
 
 # --------------------------------------------------------------------------- training
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Temporarily run torch's CPU kernels on ``n`` threads (None: leave as is).
-
-    Small models train faster on one thread: with several, every tiny kernel pays
-    for thread synchronisation, which gets very slow on a busy machine.
-    """
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def train_noisy(model: nn.Module, x: np.ndarray, y: np.ndarray, sigma: float, epochs: int = 60,
                 lr: float = 2e-3, batch: int = 64, seed: int = 0, input_shape=None,
                 weight_decay: float = 0.0, threads: int | None = 1) -> nn.Module:

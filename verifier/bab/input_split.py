@@ -35,19 +35,31 @@ class Outcome:
     PROVEN, FALSIFIED, OPEN = "proven", "falsified", "open"
 
 
-def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0):
-    """Lower bounds (B, K) float64, rounding allowance (B, K) and input coefficients (B, K, n)."""
+def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, parent=None):
+    """Lower bounds (B, K) float64, rounding allowance (B, K), input coefficients (B, K, n) and
+    the pre-activation bounds (dict node -> (lo, hi)).
+
+    ``parent`` optionally gives known bounds of the pre-activation nodes (those of the box the
+    boxes were split from, still valid on every sub-box): they are intersected in before CROWN,
+    so neurons already stable there cost no CROWN row.
+    """
     if lo.shape[0] > chunk:
-        parts = [bound_boxes(graph, C, d, lo[i:i + chunk], hi[i:i + chunk], chunk, alpha_iters) for i in range(0, lo.shape[0], chunk)]
-        return tuple(torch.cat(p) for p in zip(*parts))
+        parts = [bound_boxes(graph, C, d, lo[i:i + chunk], hi[i:i + chunk], chunk, alpha_iters,
+                             None if parent is None else {k: (v[0][i:i + chunk], v[1][i:i + chunk])
+                                                          for k, v in parent.items()})
+                 for i in range(0, lo.shape[0], chunk)]
+        lb, tol, Ax = (torch.cat(p) for p in zip(*[q[:3] for q in parts]))
+        pre = {k: (torch.cat([q[3][k][0] for q in parts]), torch.cat([q[3][k][1] for q in parts])) for k in parts[0][3]}
+        return lb, tol, Ax, pre
     B, K = lo.shape[0], C.shape[0]
-    pre = intermediate_bounds(graph, lo, hi, "crown")
+    pre = intermediate_bounds(graph, lo, hi, "crown", fixed=parent)
     A0 = C.reshape(1, K, *graph.output_shape).expand(B, K, *graph.output_shape)
     _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True)
     lb, tol = _concretize(Ax, bias, lo, hi, d, graph.dtype)
     if alpha_iters > 0 and graph.nonlinear_nodes():
         lb, tol, Ax = _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, alpha_iters)
-    return lb, tol, Ax
+    keep = {n.inputs[0] for n in graph.nonlinear_nodes()}
+    return lb, tol, Ax, {k: v for k, v in pre.items() if k in keep}
 
 
 def _concretize(Ax, bias, lo, hi, d, dtype):
@@ -152,6 +164,8 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
     LO = torch.tensor(lo_np, dtype=dt, device=dev).reshape(1, -1)
     HI = torch.tensor(hi_np, dtype=dt, device=dev).reshape(1, -1)
     DONE = torch.zeros(1, G, dtype=torch.bool, device=dev)  # groups already proven on the box
+    root_width = (HI - LO).clamp(min=1e-30)
+    PRE = None  # parent's pre-activation bounds of each stored box (None at the root)
     last_log = time.monotonic()
     first = True
     while LO.shape[0] > 0:
@@ -164,13 +178,19 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
         # newest boxes first (depth first), which keeps the number of stored boxes small
         lo, hi, done = LO[N - take:], HI[N - take:], DONE[N - take:]
         LO, HI, DONE = LO[: N - take], HI[: N - take], DONE[: N - take]
+        parent = None
+        if PRE is not None:
+            parent = {k: (v[0][N - take:], v[1][N - take:]) for k, v in PRE.items()}
+            PRE = {k: (v[0][: N - take], v[1][: N - take]) for k, v in PRE.items()}
         with torch.no_grad():
             if best_mode and not first:
                 lo, hi, done = _best_split(problem, rows, lo, hi, done, stats)
+                parent = None
                 if lo is None:
                     return Outcome.FALSIFIED, hi
             first = False
-            lb, tol, Ax = bound_boxes(graph, rows.C, rows.d, lo, hi, alpha_iters=settings.input_alpha_iters)
+            lb, tol, Ax, pre = bound_boxes(graph, rows.C, rows.d, lo, hi, alpha_iters=settings.input_alpha_iters,
+                                           parent=parent)
             stats["bound_calls"] = stats.get("bound_calls", 0) + 1
             stats["domains"] = stats.get("domains", 0) + lo.shape[0]
             grp_ok = rows.group_ok(lb, tol, done)
@@ -178,6 +198,7 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
             if not bool(open_.any()):
                 continue
             lo, hi, Ax, lb, grp_ok = lo[open_], hi[open_], Ax[open_], lb[open_], grp_ok[open_]
+            pre = {k: (v[0][open_], v[1][open_]) for k, v in pre.items()}
             cex = _falsify(problem, rows, lo, hi, Ax, grp_ok)
             if cex is not None:
                 return Outcome.FALSIFIED, cex
@@ -187,10 +208,19 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
                 return Outcome.OPEN, None
             if best_mode:  # children are chosen (and bounded) in the next round
                 LO, HI, DONE = torch.cat([LO, lo]), torch.cat([HI, hi]), torch.cat([DONE, grp_ok])
+                PRE = None
             else:
-                dim = _smear_dim(rows, lb, Ax, width, grp_ok)
+                if settings.input_branching == "widest":
+                    dim = (width / root_width).argmax(1)
+                else:
+                    dim = _smear_dim(rows, lb, Ax, width, grp_ok)
                 (l1, h1), (l2, h2) = _halves(lo, hi, dim)
                 LO, HI, DONE = torch.cat([LO, l1, l2]), torch.cat([HI, h1, h2]), torch.cat([DONE, grp_ok, grp_ok])
+                if PRE is None:
+                    PRE = {k: (torch.cat([v[0], v[0]]), torch.cat([v[1], v[1]])) for k, v in pre.items()}
+                else:
+                    PRE = {k: (torch.cat([PRE[k][0], v[0], v[0]]), torch.cat([PRE[k][1], v[1], v[1]]))
+                           for k, v in pre.items()}
         stats["max_domains"] = max(stats.get("max_domains", 0), LO.shape[0])
         if time.monotonic() - last_log > settings.log_every:
             last_log = time.monotonic()
@@ -223,7 +253,7 @@ def _best_split(problem, rows: _Rows, lo, hi, done, stats):
     dim = dims.repeat(B)
     (l1, h1), (l2, h2) = _halves(L, H, dim)
     cl, ch = torch.cat([l1, l2]), torch.cat([h1, h2])  # (2*B*n, n)
-    lb, tol, _ = bound_boxes(graph, rows.C, rows.d, cl, ch)
+    lb, tol, _, _ = bound_boxes(graph, rows.C, rows.d, cl, ch)
     stats["domains"] = stats.get("domains", 0) + cl.shape[0]
     dd = done.repeat_interleave(n, 0).repeat(2, 1)
     ok = rows.group_ok(lb, tol, dd)
