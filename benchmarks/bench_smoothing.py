@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     xtr, ytr, xte, yte = load_digits_split()
     idx = list(range(min(args.examples, len(xte))))
     curves, summary, lip_rows = {}, [], []
-    print(f"# randomized smoothing on sklearn digits (64 inputs, 10 classes); MLP 64-{'-'.join(map(str, args.hidden))}-10")
+    arch = "-".join(map(str, args.hidden))
+    print(f"# randomized smoothing on sklearn digits (64 inputs, 10 classes); MLP 64-{arch}-10")
     print(f"# n0={args.n0}, n={args.n}, alpha={args.alpha}, {len(idx)} test examples per sigma, "
           f"device={args.device}, sampling threads={args.threads or torch.get_num_threads()}, "
           f"cpu count={os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")

@@ -83,6 +83,8 @@ def graph_from_onnx(model, source: str = "<model>", dtype=torch.float32, device=
         raise ModelError(f"{len(unsupported)} unsupported node(s): " + ", ".join(unsupported), source,
                          nodes=unsupported)
     inp = inputs[0]
+    if not inp.type.tensor_type.HasField("shape"):
+        raise ModelError(f"input '{inp.name}' has no shape: the loader needs static input dimensions", source)
     dims = inp.type.tensor_type.shape.dim
     shape = []
     for k, d in enumerate(dims):

@@ -309,13 +309,13 @@ def box_vnnlib(lo, hi, C=None, d=None) -> str:
     n_out = 2 if C is None else np.asarray(C).shape[1]
     lines += [f"(declare-const Y_{j} Real)" for j in range(n_out)]
     for i, (a, c) in enumerate(zip(lo, hi)):
-        lines += [f"(assert (>= X_{i} {a!r}))", f"(assert (<= X_{i} {c!r}))"]
+        lines += [f"(assert (>= X_{i} {float(a)!r}))", f"(assert (<= X_{i} {float(c)!r}))"]
     if C is None:
         lines.append("(assert (<= Y_0 Y_1))")
     else:
         for row, v in zip(np.asarray(C, float), np.asarray(d, float)):
-            terms = " ".join(f"(* {c!r} Y_{j})" for j, c in enumerate(row) if c != 0)
-            lines.append(f"(assert (<= (+ {terms}) {v!r}))")
+            terms = " ".join(f"(* {float(c)!r} Y_{j})" for j, c in enumerate(row) if c != 0)
+            lines.append(f"(assert (<= (+ {terms}) {float(v)!r}))")
     return "\n".join(lines) + "\n"
 
 

@@ -127,6 +127,7 @@ def test_malformed_spec_and_size_mismatch_are_errors(tmp_path, capsys):
                      "(declare-const Y_0 Real)(declare-const Y_1 Real)(declare-const Y_2 Real)"
                      "(assert (>= X_0 0))(assert (<= X_0 1))(assert (<= Y_0 Y_1))")
     _in_process_error(capsys, [model, wrong, "--method", "crown"], "wrong.vnnlib")
+    _in_process_error(capsys, [model, tmp_path / "absent.vnnlib", "--method", "crown"], "absent.vnnlib")
 
 
 def test_unknown_method_is_an_error(tmp_path, capsys):

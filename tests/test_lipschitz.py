@@ -286,7 +286,8 @@ def test_cli_lipschitz_log(nets, tmp_path, capsys):
     data = tmp_path / "d.npz"
     np.savez(data, x=x, y=y)
     out = tmp_path / "r.tsv"
-    args = make_parser().parse_args(["lipschitz", path, "--data", str(data), "--out", str(out), "--local-bounds", "ibp"])
+    args = make_parser().parse_args(["lipschitz", path, "--data", str(data), "--out", str(out),
+                                     "--local-bounds", "ibp"])
     assert cli_lipschitz.run(args) == 0
     lines = out.read_text().splitlines()
     assert lines[0].split("\t") == ["idx", "label", "predict", "margin", "radius_global", "radius_local",

@@ -282,6 +282,30 @@ def test_bad_node_names_the_node(build, pattern):
         graph_from_onnx(_error_model(build, [1, 3]), "m.onnx")
 
 
+@pytest.mark.parametrize("build,pattern", [
+    (lambda b, x: b.node("Conv", [x, b.const(b.rand(2, 1, 3, 3))], kernel_shape=[3, 3], auto_pad="SAME_UPPER",
+                         node_name="cv"), r"'cv' \(Conv\).*auto_pad"),
+    (lambda b, x: b.node("AveragePool", [x], kernel_shape=[2, 2], pads=[0, 0, 1, 1], node_name="ap"),
+     r"'ap' \(AveragePool\).*asymmetric"),
+    (lambda b, x: b.node("Conv", [x, b.const(b.rand(2, 1, 3, 3, 3))], kernel_shape=[3, 3, 3], node_name="c3"),
+     r"'c3' \(Conv\).*1-D and 2-D"),
+    (lambda b, x: b.node("Conv", [x, b.node("Relu", [x])], kernel_shape=[5, 5], node_name="cw"),
+     r"'cw' \(Conv\).*constant"),
+])
+def test_unsupported_conv_and_pool_variants(build, pattern):
+    with pytest.raises(ModelError, match=pattern):
+        graph_from_onnx(_error_model(build, [1, 1, 5, 5]), "m.onnx")
+
+
+def test_input_without_shape_rejected():
+    b = Builder(0, [1, 3])
+    y = b.gemm(b.in_name, 3, 4)
+    g = helper.make_graph(b.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                          [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)], initializer=b.inits)
+    with pytest.raises(ModelError, match="'x' has no shape"):
+        graph_from_onnx(helper.make_model(g), "noshape.onnx")
+
+
 def test_two_inputs_rejected():
     model = _error_model(lambda b, x: b.node("Relu", [x]), [1, 3], n_inputs=2)
     with pytest.raises(ModelError, match="exactly one network input"):

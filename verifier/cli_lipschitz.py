@@ -21,9 +21,10 @@ constants of f_p - f_j:
           inactive on the box (from --local-bounds) masked out; never smaller
           than the global radius.
 
-The l_inf radius is the l2 radius / sqrt(n_inputs). With --clever the log also
-gets a CLEVER-style sampled ESTIMATE (not a certificate) of the radius, to show
-how loose the certified one is.
+The global l_inf radius is the l2 radius / sqrt(n_inputs); the local one comes
+from the local bound on the l_inf box itself (often much larger). With --clever
+the log also gets a CLEVER-style sampled ESTIMATE (not a certificate) of the l2
+radius, to show how loose the certified one is.
 
 DATA is an .npz file with arrays x (inputs, in the model's input shape after the
 batch axis) and y (integer labels). The log (tab-separated) has one row per
@@ -32,9 +33,16 @@ linf_local, correct, time (and clever_radius); certified accuracy at a few radii
 follows on stdout."""
 
 
+EPILOG = """\
+example:
+  python -m verifier.smoothing_train --sigma 0 --out digits.onnx --data-out digits.npz
+  verify lipschitz digits.onnx --data digits.npz --out lipschitz.tsv"""
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("lipschitz", help="Lipschitz certificates: certified l2 / l_inf radii on a data set",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="ONNX model (.onnx or .onnx.gz) giving class scores")
     p.add_argument("--data", required=True, metavar="FILE.npz", help="labelled inputs: arrays x and y")
     p.add_argument("--method", choices=("product", "lipsdp"), default="product",

@@ -45,7 +45,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed; example i uses seed + i (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads while sampling (default: torch's choice; 1 is often faster on a busy machine)")
+                   help="torch CPU threads while sampling (default: torch's choice; 1 is often faster on a "
+                        "busy machine)")
     p.add_argument("--skip", type=int, default=1, help="certify every SKIP-th example (default 1)")
     p.add_argument("--max", type=int, default=-1, help="stop after this many examples (default: all)")
     p.add_argument("--out", metavar="results.tsv", help="write the certify log here (default: stdout)")

@@ -719,26 +719,41 @@ def local_certified_radius(graph: Graph, x, global_bound: LipschitzBound | None 
     ``r(e) = min_j m_j / L_j(e)``. The box contains the l2 ball of radius ``e`` and the
     l_inf ball of radius ``e``, whose points lie within l2 distance ``e sqrt(n)``; so
     ``min(r(e), e)`` is a certified l2 radius and ``min(r(e) / sqrt(n), e)`` a certified
-    l_inf radius. Half-widths ``factor * r_global`` (l2 and l_inf) are tried; the result
-    is never below the global radii.
+    l_inf radius. Half-widths ``factor * r_global`` are tried in increasing order, for
+    l_inf and for l2, stopping as soon as a larger box cannot help (``r(e)`` below the
+    box, or no ReLU stable any more). The result is never below the global radii.
     """
     glob = global_bound or product_bound(graph)
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     n = graph.n_inputs
+    sq = math.sqrt(n)
     z = logits64(graph, x)[0]
-    base = radius_from_logits(z, glob.pair_matrix(graph.n_outputs), n)
+    K = graph.n_outputs
+    base = radius_from_logits(z, glob.pair_matrix(K), n)
     if base.l2 <= 0 or not math.isfinite(base.l2):
         return base
-    es = np.unique(np.array([f * base.l2 for f in factors] + [f * base.linf for f in factors]))
-    lo = x[None, :] - es[:, None]
-    hi = x[None, :] + es[:, None]
-    locs = local_lipschitz(graph, lo, hi, bounds_method, global_bound=glob)
-    best2, best_inf = base.l2, base.linf
-    for e, lb in zip(es, locs):
-        r = radius_from_logits(z, lb.pair_matrix(graph.n_outputs), n, base.prediction).l2
-        best2 = max(best2, min(r, float(e)))
-        best_inf = max(best_inf, min(r / math.sqrt(n), float(e)))
-    return Radius(base.prediction, base.margin, best2, best_inf)
+    best = {"l2": base.l2, "linf": base.linf}
+    seen: dict[float, float] = {}
+
+    def r_of(e: float) -> tuple[float, bool]:
+        if e not in seen:
+            lb = local_lipschitz(graph, x[None, :] - e, x[None, :] + e, bounds_method, global_bound=glob)[0]
+            r = radius_from_logits(z, lb.pair_matrix(K), n, base.prediction).l2
+            seen[e] = (r, lb.L >= glob.L * (1 - 1e-9))
+        return seen[e]
+
+    for kind, start in (("linf", base.linf), ("l2", base.l2)):
+        for f in factors:
+            e = float(f * start)
+            r, no_gain = r_of(e)
+            cert = min(r / sq, e) if kind == "linf" else min(r, e)
+            best[kind] = max(best[kind], cert)
+            # also the other norm from the same box
+            other = "l2" if kind == "linf" else "linf"
+            best[other] = max(best[other], min(r / sq, e) if other == "linf" else min(r, e))
+            if no_gain or cert < e:
+                break
+    return Radius(base.prediction, base.margin, best["l2"], best["linf"])
 
 
 # =========================================================================== LipSDP

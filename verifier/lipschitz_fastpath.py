@@ -121,11 +121,11 @@ def lipschitz_fast_path(graph: Graph, spec: Spec, local: str | None = "ibp",
             for i in idx:
                 if not any(a * (z[t] - z[j] - delta) > a * G[t, j] * r for t, j, delta, a in rows_of[i]):
                     return None
-    except UnsupportedError:
+    except (UnsupportedError, NotImplementedError):
         return None
     try:
         glob = bound or product_bound(graph)
-    except UnsupportedError:
+    except (UnsupportedError, NotImplementedError):
         return None
     K = graph.n_outputs
     gP = glob.pair_matrix(K)
@@ -146,7 +146,7 @@ def lipschitz_fast_path(graph: Graph, spec: Spec, local: str | None = "ibp",
         if pending and local:
             try:
                 lb = local_lipschitz(graph, lo[None, :], hi[None, :], local, global_bound=glob)[0]
-            except UnsupportedError:
+            except (UnsupportedError, NotImplementedError):
                 return None
             lP = lb.pair_matrix(K)
             for i in pending:
@@ -167,6 +167,8 @@ def lipschitz_fast_path(graph: Graph, spec: Spec, local: str | None = "ibp",
 def lipschitz_method(problem, options, deadline) -> Result:
     """Registered method ``lipschitz``: ``unsat`` when certified, else ``unknown`` (never ``sat``)."""
     t0 = time.perf_counter()
+    if deadline is not None and deadline.expired():
+        return Result(Verdict.UNKNOWN, method=METHOD, message="no time left")
     try:
         res = lipschitz_fast_path(problem.graph, problem.spec)
     except UnsupportedError as e:

@@ -415,7 +415,8 @@ def load_labelled_npz(path: str | os.PathLike, example_size: int | None = None) 
             keys = set(z.files)
             missing = [k for k in ("x", "y") if k not in keys]
             if missing:
-                raise DataError(f"missing array(s) {', '.join(missing)} (found: {', '.join(sorted(keys)) or 'none'})", p)
+                found = ", ".join(sorted(keys)) or "none"
+                raise DataError(f"missing array(s) {', '.join(missing)} (found: {found})", p)
             x, y = z["x"], z["y"]
     except DataError:
         raise
@@ -424,7 +425,8 @@ def load_labelled_npz(path: str | os.PathLike, example_size: int | None = None) 
     if x.ndim < 1 or x.shape[0] == 0:
         raise DataError(f"'x' must hold at least one example, got shape {x.shape}", p)
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
-        raise DataError(f"'y' must be a vector with one label per example: x has {x.shape[0]}, y has shape {y.shape}", p)
+        raise DataError(f"'y' must be a vector with one label per example: x has {x.shape[0]}, "
+                        f"y has shape {y.shape}", p)
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise DataError(f"'x' must be numeric, got {x.dtype}", p)
     if np.issubdtype(y.dtype, np.floating):
