@@ -83,7 +83,7 @@ def compute_core_bounds(graph: Graph, spec: Spec, method: str = "crown") -> Core
         d = np.concatenate([dj.d for dj in rows], 0)
         row_lower, row_tol = {}, {}
         if C.shape[0]:
-            ob = objective_bounds(graph, torch.as_tensor(C), torch.as_tensor(d), xl, xh,
+            ob = objective_bounds(graph, torch.tensor(C), torch.tensor(d), xl, xh,
                                   BoundSettings(method if method in ("ibp", "crown") else "crown"), pre=pre)
             lower = ob.lower[0].detach().cpu().numpy()
             tol = ob.tol[0].detach().cpu().numpy()

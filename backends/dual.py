@@ -36,7 +36,7 @@ from verifier.ops import ReLU
 from verifier.result import Result, Verdict
 from verifier.spec import Spec
 
-from .base import Backend, CoreBounds, register_backend, time_left
+from .base import Backend, CoreBounds, register_backend
 
 
 def relu_slopes(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,8 +258,8 @@ class DualBackend(Backend):
             else:
                 pre = {k: (lo.to(dev, dt), hi.to(dev, dt)) for k, (lo, hi) in region.pre.items()}
             rows = [spec.disjuncts[j] for j in region.disjuncts]
-            C = torch.as_tensor(np.concatenate([dj.C for dj in rows], 0))
-            d = torch.as_tensor(np.concatenate([dj.d for dj in rows], 0))
+            C = torch.tensor(np.concatenate([dj.C for dj in rows], 0))
+            d = torch.tensor(np.concatenate([dj.d for dj in rows], 0))
             if C.shape[0] == 0:
                 for j in region.disjuncts:
                     values[j], proven[j] = -np.inf, False

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 
 from verifier.result import Result, Verdict
 from verifier.spec import Spec

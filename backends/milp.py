@@ -11,7 +11,8 @@ encoding of the network on the disjunct's box. Verdicts:
   CROWN bound) exceeds ``max(1e-6, solver tolerance)``. This relies on the solver's
   feasibility tolerances, and the result says so.
 
-In the default decision mode the solver stops as soon as the sign is settled
+Before any MILP, the triangle LP's optimal input is tried as a counterexample
+(``lp_probe``; cheap, and often enough on sat instances). In the default decision mode the solver stops as soon as the sign is settled
 (dual bound above the margin, or a validated counterexample). With ``exact=True``
 every disjunct is solved to optimality (no early stop, CROWN-proven disjuncts are
 solved too), which gives the exact optimum for comparisons.
@@ -65,8 +66,9 @@ class MILPBackend(Backend):
     def __init__(self, solver: str = "highs", exact: bool = False, tighten: str | None = "lp",
                  tighten_fraction: float = 0.25, tighten_budget: float = 30.0, threads: int | None = None,
                  verbose: bool = False, split_threshold: int = 80, split_max_inputs: int = 16,
-                 max_boxes: int = 512):
+                 max_boxes: int = 512, lp_probe: bool = True):
         self.solver_name = solver
+        self.lp_probe = lp_probe
         self.split_threshold = split_threshold
         self.split_max_inputs = split_max_inputs
         self.max_boxes = max_boxes
@@ -99,10 +101,24 @@ class MILPBackend(Backend):
                     todo.append(j)
             if not todo:
                 continue
+            if self.lp_probe and not self.exact and reference is not None:
+                t0 = time.perf_counter()
+                cex = self._lp_probe(graph, spec, region, todo, solver, deadline, reference)
+                timings["lp_probe"] = timings.get("lp_probe", 0.0) + time.perf_counter() - t0
+                if cex is not None:
+                    state["sat"], state["stop"], state["source"] = cex, True, "the LP relaxation's optimal input"
+                    leaves[cex.disjunct].append(DisjunctRecord(cex.disjunct, "sat", None,
+                                                               message="LP relaxation point validated"))
+                    break
             # boxes to solve: (lo, hi, disjuncts, pre, crown values per disjunct); the region's own box first
             queue = [(region.lo, region.hi, todo, region.pre, {j: region.crown_value(j) for j in todo})]
             while queue and not state["stop"]:
                 lo, hi, todo, pre, crown = queue.pop()
+                if time_left(deadline) <= 0:
+                    for j in todo:
+                        leaves[j].append(DisjunctRecord(j, "timeout", None, message="no time left"))
+                    state["stop"] = True
+                    break
                 stats["boxes"] += 1
                 if pre is None:  # a sub-box: the core's CROWN bounds on it
                     t0 = time.perf_counter()
@@ -123,10 +139,26 @@ class MILPBackend(Backend):
                 self._solve_box(graph, spec, lo, hi, todo, pre, crown, solver, thr, deadline, reference, leaves,
                                 timings, stats, state)
         fallback = getattr(solver, "messages", [])
+        stats["counterexample_source"] = state.get("source", "the MILP solution") if state["sat"] is not None else None
         return self._result(spec, core, leaves, state["sat"], thr, not state["stop"], deadline, timings, stats, fallback,
                             time.perf_counter() - t_start)
 
     # ------------------------------------------------------------------------------------------------
+    def _lp_probe(self, graph, spec, region, todo, solver, deadline, reference):
+        """Cheap first look for a counterexample: the triangle LP's optimal input, validated by onnxruntime."""
+        enc = encode_network(graph, region.pre, region.lo, region.hi, "lp")
+        for j in sorted(todo, key=region.crown_value):
+            if time_left(deadline) <= 0:
+                return None
+            dj = spec.disjuncts[j]
+            model = enc.with_objective(dj.C, dj.d)
+            out = solver.solve(model, min(time_left(deadline), 0.1 * time_left(deadline) + 1.0))
+            if out.x is not None and out.objective is not None and out.objective <= 0:
+                cex = validate_candidate(reference, spec, out.x[model.input_vars])
+                if cex is not None:
+                    return cex
+        return None
+
     def _should_split(self, graph, pre, n_boxes) -> bool:
         if not self.split_threshold or n_boxes >= self.max_boxes or graph.n_inputs > self.split_max_inputs:
             return False
@@ -142,7 +174,7 @@ class MILPBackend(Backend):
         crown, left = {}, []
         for j in todo:
             dj = spec.disjuncts[j]
-            ob = objective_bounds(graph, torch.as_tensor(dj.C), torch.as_tensor(dj.d), xl, xh,
+            ob = objective_bounds(graph, torch.tensor(np.array(dj.C)), torch.tensor(np.array(dj.d)), xl, xh,
                                   BoundSettings("crown"), pre=pre)
             crown[j] = float(ob.lower[0].max()) if dj.C.shape[0] else -math.inf
             if not self.exact and bool(ob.proven()[0].any()):
@@ -156,7 +188,7 @@ class MILPBackend(Backend):
         dt, dev = graph.dtype, graph.device
         xl = torch.as_tensor(np.array(lo, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
         xh = torch.as_tensor(np.array(hi, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
-        C = torch.as_tensor(np.concatenate([spec.disjuncts[j].C for j in todo], 0), dtype=dt, device=dev)
+        C = torch.tensor(np.concatenate([spec.disjuncts[j].C for j in todo], 0), dtype=dt, device=dev)
         A0 = C.reshape(1, C.shape[0], *graph.output_shape)
         with torch.no_grad():
             _, Ax, _ = backward_lower(graph, graph.output_name, A0, xl, xh, pre, return_linear=True)
@@ -204,7 +236,7 @@ class MILPBackend(Backend):
         left = []
         for j in todo:
             dj = spec.disjuncts[j]
-            ob = objective_bounds(graph, torch.as_tensor(dj.C), torch.as_tensor(dj.d), xl, xh,
+            ob = objective_bounds(graph, torch.tensor(np.array(dj.C)), torch.tensor(np.array(dj.d)), xl, xh,
                                   BoundSettings("crown"), pre=pre)
             val = float(ob.lower[0].max()) if dj.C.shape[0] else -math.inf
             crown[j] = max(crown[j], val)
@@ -303,7 +335,8 @@ class MILPBackend(Backend):
         msgs = list(fallback)
         if sat_cex is not None:
             verdict = Verdict.SAT
-            msgs.append(f"counterexample from the MILP, validated by onnxruntime (disjunct {sat_cex.disjunct})")
+            msgs.append(f"counterexample from {stats.get('counterexample_source') or 'the MILP solution'}, validated by "
+                        f"onnxruntime (disjunct {sat_cex.disjunct})")
         elif complete and all(r["status"] == "proven" for r in summary):
             verdict = Verdict.UNSAT
             msgs.append(TOLERANCE_NOTE.format(thr=thr))

@@ -7,7 +7,6 @@ Real solvers throughout (HiGHS, Gurobi with its size-limited licence, CBC via Pu
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -209,7 +208,8 @@ def test_milp_verdicts_sat_and_unsat(tmp_path, solver):
     for delta, expect in ((-0.05, Verdict.UNSAT), (0.05, Verdict.SAT)):
         spec = Spec(3, 2, (Disjunct(lo, hi, c[None], np.array([m + delta])),))
         prob = Problem(graph32, spec, str(path))
-        r = run_backend("milp", prob, VerifyOptions(solver=solver, timeout=60), Deadline(60))
+        # lp_probe off: the counterexample must come from the MILP itself (callback or final point)
+        r = run_backend("milp", prob, VerifyOptions(solver=solver, timeout=60), Deadline(60), lp_probe=False)
         assert r.verdict == expect, r.summary()
         if expect == Verdict.SAT:
             cex = r.counterexample
@@ -282,12 +282,12 @@ def test_solver_time_limit_is_honoured():
     model = encode_network(graph, _pre(graph, lo, hi), lo, hi, "milp").with_objective(np.array([[1.0, -1.0]]),
                                                                                        np.zeros(1))
     assert model.n_integer > 60
-    for s in ("highs", "cbc"):
+    for s in SOLVERS:
         t = time.perf_counter()
         out = make_solver(s).solve(model, 1.0)
         took = time.perf_counter() - t
         assert out.status in (SolveStatus.TIME_LIMIT, SolveStatus.OPTIMAL), s
-        assert took < 6.0, f"{s} ignored the time limit ({took:.1f} s)"
+        assert took < 8.0, f"{s} ignored the time limit ({took:.1f} s)"
 
 
 # ------------------------------------------------------------------------------------------------ benchmarks
@@ -313,6 +313,20 @@ def test_cross_check_test_benchmark_sat_network():
     dj = prob.spec.disjuncts[0]
     v = _cross_check(g, dj.lo, dj.hi, dj.C, dj.d, solvers=("highs", "gurobi"))  # CBC: ~10 s here
     assert v["milp"] < 0 < v["milp"] + 0.01
+
+
+@needs_bench
+@pytest.mark.slow
+def test_cross_check_test_benchmark_unsat_network_all_solvers():
+    """test_unsat: the three solvers agree on the exact optimum (CBC's default cutoff increment once made it
+    stop ~8e-6 above the optimum here), and it lies above the LP / CROWN / dual bounds."""
+    folder = BENCH / "test"
+    prob = Problem.load(folder / "test_unsat.onnx", folder / "test_prop.vnnlib")
+    g = prob.graph.to(dtype=torch.float64)
+    dj = prob.spec.disjuncts[0]
+    v = _cross_check(g, dj.lo, dj.hi, dj.C, dj.d, tol=1e-7)
+    assert v["milp_cbc"] == pytest.approx(v["milp_highs"], abs=1e-7)
+    assert v["milp"] > 0
 
 
 @needs_bench

@@ -481,9 +481,6 @@ def make_cancelling(seed=6):
     return b.model(b.node("Gemm", [h, b.const(W2), b.const(b2)], transB=1))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (verifier/bounds): the float32 rounding allowance covers the final "
-                   "concretisation only, not the float32 accumulation of bias terms in backward_lower; "
-                   "see the report. Remove this marker once fixed.")
 def test_float32_backward_rounding_cannot_prove_a_false_row():
     model = make_cancelling()
     g32, g64 = graph_from_onnx(model), graph_from_onnx(model, dtype=F64)

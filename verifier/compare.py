@@ -83,8 +83,8 @@ def bound_method(problem: Problem, method: str) -> Result:
         xl = torch.as_tensor(np.array(lo, dtype=np.float64)).reshape(1, -1)
         xh = torch.as_tensor(np.array(hi, dtype=np.float64)).reshape(1, -1)
         djs = [problem.spec.disjuncts[j] for j in idx]
-        C = torch.as_tensor(np.concatenate([dj.C for dj in djs], 0))
-        d = torch.as_tensor(np.concatenate([dj.d for dj in djs], 0))
+        C = torch.tensor(np.concatenate([dj.C for dj in djs], 0))
+        d = torch.tensor(np.concatenate([dj.d for dj in djs], 0))
         groups, k = [], 0
         for dj in djs:
             groups.append(list(range(k, k + dj.C.shape[0])))

@@ -47,6 +47,21 @@ class Graph:
     def shape_of(self, name: str) -> tuple[int, ...]:
         return self.input_shape if name == self.input_name else self.by_name[name].shape
 
+    def offsets(self) -> dict[str, torch.Tensor | None]:
+        """|f(0)| of every affine node (its constant term), for rounding allowances; cached."""
+        if getattr(self, "_offsets", None) is None:
+            offs: dict[str, torch.Tensor | None] = {}
+            with torch.no_grad():
+                for n in self.nodes:
+                    if not n.op.affine:
+                        continue
+                    zeros = [torch.zeros((1, *self.shape_of(i)), dtype=self.dtype, device=self.device)
+                             for i in n.inputs]
+                    f0 = n.op.forward(*zeros).abs()[0]
+                    offs[n.name] = f0 if bool((f0 != 0).any()) else None
+            self._offsets = offs
+        return self._offsets
+
     def consumers(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {self.input_name: []}
         for n in self.nodes:

@@ -22,7 +22,6 @@ import time
 import torch
 
 from ..bounds.crown import backward_lower, intermediate_bounds
-from ..bounds.objective import rel_tol
 from ..core_methods import stacked_rows
 from ..problem import Deadline, Problem
 from ..result import Counterexample
@@ -35,7 +34,7 @@ class Outcome:
     PROVEN, FALSIFIED, OPEN = "proven", "falsified", "open"
 
 
-def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, parent=None):
+def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, parent=None, alpha_ax: bool = True):
     """Lower bounds (B, K) float64, rounding allowance (B, K), input coefficients (B, K, n) and
     the pre-activation bounds (dict node -> (lo, hi)).
 
@@ -44,7 +43,7 @@ def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, pa
     so neurons already stable there cost no CROWN row.
     """
     if lo.shape[0] > chunk:
-        parts = [bound_boxes(graph, C, d, lo[i:i + chunk], hi[i:i + chunk], chunk, alpha_iters,
+        parts = [bound_boxes(graph, C, d, lo[i:i + chunk], hi[i:i + chunk], chunk, alpha_iters, alpha_ax=alpha_ax, parent=
                              None if parent is None else {k: (v[0][i:i + chunk], v[1][i:i + chunk])
                                                           for k, v in parent.items()})
                  for i in range(0, lo.shape[0], chunk)]
@@ -54,20 +53,21 @@ def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, pa
     B, K = lo.shape[0], C.shape[0]
     pre = intermediate_bounds(graph, lo, hi, "crown", fixed=parent)
     A0 = C.reshape(1, K, *graph.output_shape).expand(B, K, *graph.output_shape)
-    _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True)
-    lb, tol = _concretize(Ax, bias, lo, hi, d, graph.dtype)
+    info: dict = {}
+    _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True, out=info)
+    lb, tol = _concretize(Ax, bias, lo, hi, d, graph.dtype, info["bias_abs"])
     if alpha_iters > 0 and graph.nonlinear_nodes():
-        lb, tol, Ax = _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, alpha_iters)
+        lb, tol, Ax_alpha = _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, alpha_iters)
+        if alpha_ax:  # else the split heuristic keeps CROWN's coefficients
+            Ax = Ax_alpha
     keep = {n.inputs[0] for n in graph.nonlinear_nodes()}
     return lb, tol, Ax, {k: v for k, v in pre.items() if k in keep}
 
 
-def _concretize(Ax, bias, lo, hi, d, dtype):
-    Ad, bd = Ax.double(), bias.double()
-    lo64, hi64 = lo.double().unsqueeze(1), hi.double().unsqueeze(1)
-    lb = (Ad.clamp(min=0) * lo64).sum(-1) + (Ad.clamp(max=0) * hi64).sum(-1) + bd - d.double()
-    mag = (Ad.abs() * torch.maximum(lo64.abs(), hi64.abs())).sum(-1) + bd.abs() + d.double().abs()
-    return lb, rel_tol(dtype) * mag
+def _concretize(Ax, bias, lo, hi, d, dtype, bias_abs=None):
+    from ..bounds.objective import _concretize64
+
+    return _concretize64(Ax, bias, lo, hi, d, dtype, bias_abs)
 
 
 def _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, iters):
@@ -83,11 +83,13 @@ def _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, iters):
     opt = Adam(list(alphas.values()), lr=0.5)
     for _ in range(iters):
         with torch.enable_grad():
-            cur, Ax2, bias2 = backward_lower(graph, graph.output_name, A0, lo, hi, pre, alphas, return_linear=True)
+            info = {}
+            cur, Ax2, bias2 = backward_lower(graph, graph.output_name, A0, lo, hi, pre, alphas, return_linear=True,
+                                             out=info)
             opt.zero_grad()
             (-cur.sum()).backward()
         with torch.no_grad():
-            lb2, tol2 = _concretize(Ax2.detach(), bias2.detach(), lo, hi, d, graph.dtype)
+            lb2, tol2 = _concretize(Ax2.detach(), bias2.detach(), lo, hi, d, graph.dtype, info["bias_abs"].detach())
             better = (lb2 - tol2) > (lb - tol)
             lb, tol = torch.where(better, lb2, lb), torch.where(better, tol2, tol)
             Ax = torch.where(better.unsqueeze(-1), Ax2.detach(), Ax)
@@ -190,7 +192,7 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
                     return Outcome.FALSIFIED, hi
             first = False
             lb, tol, Ax, pre = bound_boxes(graph, rows.C, rows.d, lo, hi, alpha_iters=settings.input_alpha_iters,
-                                           parent=parent)
+                                           parent=parent, alpha_ax=settings.input_alpha_ax)
             stats["bound_calls"] = stats.get("bound_calls", 0) + 1
             stats["domains"] = stats.get("domains", 0) + lo.shape[0]
             grp_ok = rows.group_ok(lb, tol, done)
@@ -212,6 +214,10 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
             else:
                 if settings.input_branching == "widest":
                     dim = (width / root_width).argmax(1)
+                elif settings.input_branching == "smear-all":
+                    rows_open = (~grp_ok).to(Ax.dtype) @ rows.member.T.to(Ax.dtype)  # (B, K)
+                    score = ((Ax.abs() * rows_open.unsqueeze(-1)).sum(1) * width)
+                    dim = torch.where(width > 0, score, torch.full_like(score, -1.0)).argmax(1)
                 else:
                     dim = _smear_dim(rows, lb, Ax, width, grp_ok)
                 (l1, h1), (l2, h2) = _halves(lo, hi, dim)

@@ -54,8 +54,10 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     K = rows.C.shape[0]
     A0 = rows.C.reshape(1, K, *graph.output_shape).expand(B, K, *graph.output_shape)
     record: dict = {}
-    _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True, record=record)
-    lb, tol = _concretize(Ax, bias, lo, hi, rows.d, graph.dtype)
+    info: dict = {}
+    _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True, record=record,
+                                 out=info)
+    lb, tol = _concretize(Ax, bias, lo, hi, rows.d, graph.dtype, info["bias_abs"])
     if alpha_iters > 0:
         lb, tol = _alpha_beta(graph, A0, rows.d, lo, hi, pre, SGN, lb, tol, alpha_iters)
     return lb, tol, pre, record, infeasible
@@ -86,12 +88,13 @@ def _alpha_beta(graph, A0, d, lo, hi, pre, SGN, lb, tol, iters, lr: float = 0.3)
     for _ in range(iters):
         with torch.enable_grad():
             extra = {p: -betas[p] * signs[p] for p in betas}
+            info = {}
             cur, Ax2, bias2 = backward_lower(graph, graph.output_name, A0, lo, hi, pre, alphas, return_linear=True,
-                                             extra=extra)
+                                             extra=extra, out=info)
             opt.zero_grad()
             (-cur.sum()).backward()
         with torch.no_grad():
-            lb2, tol2 = _concretize(Ax2.detach(), bias2.detach(), lo, hi, d, graph.dtype)
+            lb2, tol2 = _concretize(Ax2.detach(), bias2.detach(), lo, hi, d, graph.dtype, info["bias_abs"].detach())
             better = (lb2 - tol2) > (lb - tol)
             lb, tol = torch.where(better, lb2, lb), torch.where(better, tol2, tol)
             opt.step()

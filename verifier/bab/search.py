@@ -59,7 +59,10 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, settin
         if all(proven[j] for j in idx):
             continue
         open_idx = [j for j in idx if not proven[j]]
-        outcome, cex = search_region(problem, lo, hi, open_idx, settings, deadline, stats)
+        if strategy == "input" and settings.input_portfolio:
+            outcome, cex = _portfolio(problem, lo, hi, open_idx, settings, deadline, stats)
+        else:
+            outcome, cex = search_region(problem, lo, hi, open_idx, settings, deadline, stats)
         if outcome == Outcome.FALSIFIED:
             timings["search"] = time.monotonic() - t
             return Result(Verdict.SAT, f"{name}:{strategy}-split", counterexample=cex, timings=timings, stats=stats)
@@ -72,6 +75,22 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, settin
         return Result(Verdict.UNSAT, f"{name}:{strategy}-split", timings=timings, stats=stats)
     verdict = Verdict.TIMEOUT if deadline.expired() else Verdict.UNKNOWN
     return Result(verdict, f"{name}:{strategy}-split", timings=timings, stats=stats)
+
+
+def _portfolio(problem, lo, hi, idx, settings: BaBSettings, deadline: Deadline, stats: dict):
+    """Input splitting with each configuration of ``settings.input_portfolio`` in turn."""
+    outcome, cex = Outcome.OPEN, None
+    for k, (branching, iters, alpha_ax, share) in enumerate(settings.input_portfolio):
+        last = k == len(settings.input_portfolio) - 1
+        budget = deadline if last else Deadline(max(0.0, deadline.left() * share))
+        cfg = replace(settings, input_branching=branching, input_alpha_iters=iters, input_alpha_ax=alpha_ax)
+        outcome, cex = input_split_region(problem, lo, hi, idx, cfg, budget, stats)
+        stats["portfolio_runs"] = k + 1
+        if outcome != Outcome.OPEN or deadline.expired():
+            break
+        log.info("input split: configuration %d left %d boxes open; restarting with the next", k + 1,
+                 stats.get("open_domains", 0))
+    return outcome, cex
 
 
 def _non_relu(problem: Problem, options: VerifyOptions, deadline: Deadline, name: str, kinds: list[str]) -> Result:

@@ -10,7 +10,12 @@ class BaBSettings:
     max_domains: int = 300_000  # cap on stored domains; past it the search goes depth first
     input_split_max_dim: int = 32  # input splitting when the input has at most this many dimensions
     input_alpha_iters: int = 3  # alpha-CROWN steps on the objective of each box (input splitting)
-    input_branching: str = "smear"  # input splitting heuristic: smear (cheap) | best (bound improvement)
+    input_branching: str = "smear-all"  # input splitting heuristic: smear-all | smear | widest | best
+    input_alpha_ax: bool = False  # split by the alpha-optimised coefficients instead of CROWN's
+    # input splitting runs these (branching, alpha_iters, alpha_ax) configurations in turn, each
+    # with its share of the time left (the last takes the rest): the heuristics are erratic
+    # from instance to instance, and a restart with another one often finishes in seconds
+    input_portfolio: tuple = (("smear-all", 3, False, 0.2), ("smear-all", 10, True, 0.35), ("smear", 3, False, 1.0))
     bound_method: str = "crown"  # bound of each domain: crown | alpha-crown
     relu_batch: int = 64  # domains bounded per call in ReLU splitting
     relu_alpha_iters: int = 8  # alpha/beta-CROWN steps on the objective of each ReLU-split domain

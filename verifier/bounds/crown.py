@@ -32,7 +32,8 @@ def ancestors(graph: Graph, start: str) -> set[str]:
 
 def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tensor, x_hi: torch.Tensor,
                    pre: Bounds, alphas: dict[str, torch.Tensor] | None = None, return_linear: bool = False,
-                   record: dict | None = None, extra: dict[str, torch.Tensor] | None = None):
+                   record: dict | None = None, extra: dict[str, torch.Tensor] | None = None,
+                   out: dict | None = None):
     """Lower bounds of ``A0 . node(start)`` over the input boxes.
 
     A0: ``(B, K, *shape(start))``; x_lo, x_hi: ``(B, n_inputs)``; pre: bounds of each
@@ -42,10 +43,15 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
     ``record``, when given, receives the coefficients ``A`` on each nonlinear node's output
     (used by branching heuristics). ``extra`` adds coefficients on chosen nodes when
     the pass reaches them (the Lagrangian terms of split constraints in beta-CROWN).
+    ``out``, when given, receives ``bias_abs`` ``(B, K)``: the sum of the magnitudes of every
+    constant term added along the pass, which sizes the float rounding allowance.
     """
     B, K = A0.shape[:2]
     As: dict[str, torch.Tensor] = {start: A0}
     bias = torch.zeros(B, K, dtype=A0.dtype, device=A0.device)
+    track = out is not None
+    bias_abs = torch.zeros(B, K, dtype=A0.dtype, device=A0.device) if track else None
+    offsets = graph.offsets() if track else None
     live = ancestors(graph, start)
     idx = {n.name: k for k, n in enumerate(graph.nodes)}
     stop = idx.get(start, -1)
@@ -59,6 +65,8 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
             in_shapes = [graph.shape_of(i) for i in node.inputs]
             A_ins, c = node.op.backward(A.reshape(B * K, *node.shape), in_shapes)
             bias = bias + c.reshape(B, K)
+            if track and offsets.get(node.name) is not None:
+                bias_abs = bias_abs + (A.abs() * offsets[node.name]).reshape(B, K, -1).sum(-1)
             for name, shp, Ai in zip(node.inputs, in_shapes, A_ins):
                 Ai = Ai.reshape(B, K, *shp)
                 As[name] = As[name] + Ai if name in As else Ai
@@ -74,15 +82,51 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
             # constant terms: lower line's where A >= 0, upper line's where A < 0
             cterm = torch.where(pos, lb_, ub_) if lb_ is not None else torch.where(pos, 0.0, ub_)
             bias = bias + (A * cterm).reshape(B, K, -1).sum(-1)
+            if track:
+                bias_abs = bias_abs + (A * cterm).abs().reshape(B, K, -1).sum(-1)
             As[src] = As[src] + Ai if src in As else Ai
     Ax = As.get(graph.input_name)
     if Ax is None:  # start does not depend on the input
         Ax = torch.zeros(B, K, graph.n_inputs, dtype=A0.dtype, device=A0.device)
     Ax = Ax.reshape(B, K, -1)
     lb = (Ax.clamp(min=0) * x_lo.unsqueeze(1)).sum(-1) + (Ax.clamp(max=0) * x_hi.unsqueeze(1)).sum(-1) + bias
+    if track:
+        out["bias_abs"] = bias_abs
     if return_linear:
         return lb, Ax, bias
     return lb
+
+
+REL_TOL = {torch.float64: 1e-12, torch.float32: 2e-5, torch.float16: 2e-2, torch.bfloat16: 2e-2}
+
+
+def rel_tol(dtype) -> float:
+    """Relative rounding allowance of a bound computed in ``dtype``.
+
+    float32 has a unit roundoff of 6e-8; 2e-5 allows ~300 roundings' worth of error on the
+    magnitude of the terms, far above what the sums here accumulate in practice (the
+    tests check a network built to make float32 cancel badly).
+    """
+    return REL_TOL.get(dtype, 2e-5)
+
+
+def rounding_allowance(Ax, bias_abs, x_lo, x_hi, rel: float | None = None):
+    """``rel * (sum_i |A_i| max(|lo_i|, |hi_i|) + sum |constant terms|)`` per row, in Ax's dtype."""
+    mag = (Ax.abs() * torch.maximum(x_lo.abs(), x_hi.abs()).unsqueeze(1)).sum(-1) + bias_abs
+    return (rel_tol(Ax.dtype) if rel is None else rel) * mag
+
+
+WIDEN = {torch.float64: 1e-14, torch.float32: 1e-6}
+
+
+def widen(lo, hi):
+    """Interval bounds pushed outward by ~16 units of roundoff of their own magnitude.
+
+    Applied after every affine node of the interval pass, so that rounding in one layer's
+    sums cannot leave a later neuron's true value outside its bounds.
+    """
+    t = WIDEN.get(lo.dtype, 1e-3) * (lo.abs() + hi.abs() + torch.finfo(lo.dtype).tiny)
+    return lo - t, hi + t
 
 
 def pre_activation_nodes(graph: Graph) -> list[str]:
@@ -107,7 +151,10 @@ def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, 
     eye = torch.zeros(m, n, dtype=x_lo.dtype, device=x_lo.device)
     eye[torch.arange(m, device=x_lo.device), rows] = 1.0
     A0 = torch.cat([eye, -eye], 0).reshape(1, 2 * m, *shape).expand(B, 2 * m, *shape)
-    lb = backward_lower(graph, name, A0, x_lo, x_hi, pre)
+    info: dict = {}
+    lb, Ax, _ = backward_lower(graph, name, A0, x_lo, x_hi, pre, return_linear=True, out=info)
+    # outward allowance for float rounding (see rounding_allowance)
+    lb = lb - rounding_allowance(Ax, info["bias_abs"], x_lo, x_hi, WIDEN.get(Ax.dtype, 1e-3))
     lo, hi = lo_ibp.reshape(B, -1).clone(), hi_ibp.reshape(B, -1).clone()
     lo[:, rows] = torch.maximum(lo[:, rows], lb[:, :m])
     hi[:, rows] = torch.minimum(hi[:, rows], -lb[:, m:])
@@ -126,6 +173,8 @@ def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, me
     targets = set(pre_activation_nodes(graph))
     for node in graph.nodes:
         lo, hi = node.op.ibp(*[b[i] for i in node.inputs])
+        if node.op.affine:  # matrix products round: push the interval outward
+            lo, hi = widen(lo, hi)
         if node.name in targets:
             if fixed and node.name in fixed:
                 lo, hi = torch.maximum(lo, fixed[node.name][0]), torch.minimum(hi, fixed[node.name][1])

@@ -7,10 +7,12 @@ them all, batched over input boxes.
 Rounding: the backward pass runs in the graph's dtype (float32 by default), but
 the last step (concretising ``A x + c`` on the box) is done in float64, and a row
 counts as proven only when its lower bound exceeds ``tol = rel * magnitude``,
-where ``magnitude = sum |A| max(|lo|, |hi|) + |c|`` bounds the size of the terms
-whose float32 rounding could move the bound (``rel`` = 1e-5 for float32 and
-1e-12 for float64). A bound that only just clears zero is left unproven rather
-than risk an unsound ``unsat``.
+where ``magnitude = sum |A| max(|lo|, |hi|) + sum |constant terms|`` adds up the
+size of every term whose float32 rounding could move the bound, including each
+bias met along the backward pass (``rel`` = 2e-5 for float32 and 1e-12 for
+float64). Intermediate bounds are widened outward the same way before they are
+used. A bound that only just clears zero is left unproven rather than risk an
+unsound ``unsat``.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from ..errors import UnsupportedError
 from ..graph import Graph
 from ..ops import ReLU
 from .optim import Adam
-from .crown import Bounds, backward_lower, intermediate_bounds
+from .crown import Bounds, backward_lower, intermediate_bounds, rel_tol
 
 METHODS = ("ibp", "crown", "alpha-crown")
 
@@ -51,15 +53,14 @@ class ObjectiveBounds:
         return self.lower > self.tol
 
 
-def rel_tol(dtype) -> float:
-    return 1e-12 if dtype == torch.float64 else 1e-5
-
-
-def _concretize64(Ax, bias, x_lo, x_hi, d, dtype):
+def _concretize64(Ax, bias, x_lo, x_hi, d, dtype, bias_abs=None):
+    """Lower bound of ``Ax x + bias - d`` on the box in float64, and its rounding allowance."""
     Ax, bias = Ax.double(), bias.double()
     lo, hi = x_lo.double().unsqueeze(1), x_hi.double().unsqueeze(1)
     lb = (Ax.clamp(min=0) * lo).sum(-1) + (Ax.clamp(max=0) * hi).sum(-1) + bias - d.double()
     mag = (Ax.abs() * torch.maximum(lo.abs(), hi.abs())).sum(-1) + bias.abs() + d.double().abs()
+    if bias_abs is not None:
+        mag = mag + bias_abs.double()
     return lb, rel_tol(dtype) * mag
 
 
@@ -88,12 +89,13 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
                 ub = -ub
             return ObjectiveBounds(lb, tol, pre, ub)
         A0 = C.reshape(1, K, *graph.output_shape).expand(B, K, *graph.output_shape)
-        _, Ax, bias = backward_lower(graph, graph.output_name, A0, x_lo, x_hi, pre, return_linear=True)
-        lb, tol = _concretize64(Ax, bias, x_lo, x_hi, d, dt)
+        info: dict = {}
+        _, Ax, bias = backward_lower(graph, graph.output_name, A0, x_lo, x_hi, pre, return_linear=True, out=info)
+        lb, tol = _concretize64(Ax, bias, x_lo, x_hi, d, dt, info["bias_abs"])
         ub = None
         if need_upper:
             _, Ax2, bias2 = backward_lower(graph, graph.output_name, -A0, x_lo, x_hi, pre, return_linear=True)
-            ub, _ = _concretize64(Ax2, bias2, x_lo, x_hi, -d, dt)
+            ub, _ = _concretize64(Ax2, bias2, x_lo, x_hi, -d, dt)  # upper bounds are reported, never trusted
             ub = -ub
     if settings.method == "alpha-crown" and graph.nonlinear_nodes():
         lb, tol = _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings, groups)
@@ -126,12 +128,15 @@ def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSetti
     best_lb, best_tol = lb.clone(), tol.clone()
     for _ in range(settings.alpha_iters):
         with torch.enable_grad():
-            cur, Ax, bias = backward_lower(graph, graph.output_name, A0, x_lo, x_hi, pre, alphas, return_linear=True)
+            info: dict = {}
+            cur, Ax, bias = backward_lower(graph, graph.output_name, A0, x_lo, x_hi, pre, alphas, return_linear=True,
+                                           out=info)
             loss = -(cur - d.to(cur.dtype)).sum()
             opt.zero_grad()
             loss.backward()
         with torch.no_grad():
-            lb64, tol64 = _concretize64(Ax.detach(), bias.detach(), x_lo, x_hi, d, x_lo.dtype)
+            lb64, tol64 = _concretize64(Ax.detach(), bias.detach(), x_lo, x_hi, d, x_lo.dtype,
+                                        info["bias_abs"].detach())
             better = (lb64 - tol64) > (best_lb - best_tol)
             best_lb = torch.where(better, lb64, best_lb)
             best_tol = torch.where(better, tol64, best_tol)
