@@ -47,7 +47,6 @@ def bound_spec(problem: Problem, settings: BoundSettings, deadline: Deadline | N
         x_hi = torch.tensor(hi).reshape(1, -1)
         ob = objective_bounds(graph, C, d, x_lo, x_hi, settings, groups=groups)
         pr = ob.proven()[0]
-        margin = (ob.lower - ob.tol)[0]
         for j, g in zip(idx, groups):
             proven[j] = bool(pr[g].any())
             best[j] = float(ob.lower[0, g].max())

@@ -7,7 +7,6 @@ graph output) are folded; the folded node keeps the later node's name.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 
 import torch
 

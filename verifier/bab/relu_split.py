@@ -160,6 +160,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     last_log = time.monotonic()
     it = 0
     first = True
+    unresolved = False
     while PRI.numel() > 0:
         if deadline.expired():
             stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel()
@@ -194,11 +195,20 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         best = scores.max(1)
         keep = best.values >= 0
         if not bool(keep.all()):
-            # no unstable neuron left, yet unproven: the relaxation is exact, so the bound is the
-            # true minimum of the domain's linear piece; leave it to the attack
-            stats["exhausted_domains"] = stats.get("exhausted_domains", 0) + int((~keep).sum())
+            # no unstable neuron left: the network is linear on the domain, so one LP over the
+            # box and the split constraints decides it exactly (proven, or a counterexample)
+            for b in torch.nonzero(~keep).flatten().tolist():
+                stats["lp_domains"] = stats.get("lp_domains", 0) + 1
+                verdict, cex = _solve_linear_domain(problem, rows, x_lo, x_hi,
+                                                    {p: (pre[p][0][b:b + 1], pre[p][1][b:b + 1]) for p in pnodes},
+                                                    {p: sgn[p][b:b + 1] for p in pnodes}, ok[b])
+                if verdict == Outcome.FALSIFIED:
+                    return Outcome.FALSIFIED, cex
+                if verdict == Outcome.OPEN:
+                    unresolved = True
+                    stats["unresolved_domains"] = stats.get("unresolved_domains", 0) + 1
             if not bool(keep.any()):
-                return Outcome.OPEN, None
+                continue
             lb, ok = lb[keep], ok[keep]
             pre = {p: (pre[p][0][keep], pre[p][1][keep]) for p in pnodes}
             sgn = {p: sgn[p][keep] for p in pnodes}
@@ -240,6 +250,67 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             last_log = time.monotonic()
             log.info("relu split: %d domains, %d bounded, worst bound %.4g, %.1fs left",
                      PRI.numel(), stats["domains"], float(PRI.min()) if PRI.numel() else 0.0, deadline.left())
+    return (Outcome.OPEN if unresolved else Outcome.PROVEN), None
+
+
+def _solve_linear_domain(problem, rows: _Rows, x_lo, x_hi, pre, sgn, grp_ok):
+    """Decide a domain on which every ReLU is stable: the network is affine there.
+
+    The objective rows and every split neuron's pre-activation are exact affine functions of
+    x (backward passes through stable ReLUs are exact); one LP per open disjunct,
+    ``min t  s.t.  C_i y(x) - d_i <= t (its rows),  s_j z_j(x) >= 0 (the splits),  x in box``,
+    in float64 with HiGHS, proves it (optimum above the tolerance, or infeasible) or gives a
+    minimiser that is validated as a counterexample. Relies on the LP solver's tolerances.
+    """
+    import numpy as np
+    from scipy.optimize import linprog
+
+    from ..validate import validate_candidate
+
+    g64 = problem.graph.to(dtype=torch.float64)
+    lo64, hi64 = x_lo.double(), x_hi.double()
+    pre64 = {k: (v[0].double(), v[1].double()) for k, v in pre.items()}
+    K = rows.C.shape[0]
+    A0 = rows.C.double().reshape(1, K, *g64.output_shape)
+    _, Ax, bias = backward_lower(g64, g64.output_name, A0, lo64, hi64, pre64, return_linear=True)
+    obj_A, obj_b = Ax[0].numpy(), bias[0].numpy() - rows.d.double().numpy()
+    A_ub, b_ub = [], []
+    for p, s in sgn.items():
+        flat = s.reshape(-1)
+        idx = torch.nonzero(flat).flatten()
+        if idx.numel() == 0:
+            continue
+        shape = g64.shape_of(p)
+        E = torch.zeros(idx.numel(), flat.numel(), dtype=torch.float64)
+        E[torch.arange(idx.numel()), idx] = 1.0
+        _, Az, bz = backward_lower(g64, p, E.reshape(1, idx.numel(), *shape), lo64, hi64, pre64, return_linear=True)
+        sign = flat[idx].double().numpy()
+        # s_j (a_j x + c_j) >= 0   <=>   -s_j a_j x <= s_j c_j
+        A_ub.append(-sign[:, None] * Az[0].numpy())
+        b_ub.append(sign * bz[0].numpy())
+    n = lo64.shape[1]
+    bounds = list(zip(lo64[0].numpy(), hi64[0].numpy())) + [(None, None)]
+    for g, grp in enumerate(rows.groups):
+        if bool(grp_ok[g]):
+            continue
+        rows_A = np.hstack([obj_A[grp], -np.ones((len(grp), 1))])  # C_i y - d_i - t <= 0
+        rows_b = -obj_b[grp]
+        A = np.vstack([rows_A] + [np.hstack([a, np.zeros((a.shape[0], 1))]) for a in A_ub])
+        b = np.concatenate([rows_b] + b_ub)
+        c = np.zeros(n + 1)
+        c[-1] = 1.0
+        res = linprog(c, A_ub=A, b_ub=b, bounds=bounds, method="highs")
+        if res.status == 2:  # infeasible: the domain holds no input
+            continue
+        if res.status != 0:
+            return Outcome.OPEN, None
+        scale = 1.0 + np.abs(obj_b[grp]).max() + np.abs(obj_A[grp]).sum(1).max()
+        if res.fun > 1e-6 * scale:
+            continue
+        cex = validate_candidate(problem.reference, problem.spec, res.x[:n], disjuncts=[rows.idx[g]])
+        if cex is not None:
+            return Outcome.FALSIFIED, cex
+        return Outcome.OPEN, None
     return Outcome.PROVEN, None
 
 

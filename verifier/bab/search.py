@@ -29,6 +29,9 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, settin
     """Quick CROWN bound, then an attack, then the branch and bound region by region."""
     stats: dict = {}
     timings: dict[str, float] = {}
+    fast = _lipschitz_fast_path(problem)
+    if fast is not None:
+        return fast
     other = sorted({n.op.kind for n in problem.graph.nonlinear_nodes() if not isinstance(n.op, ReLU)})
     if other:
         return _non_relu(problem, options, deadline, name, other)
@@ -75,6 +78,20 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, settin
         return Result(Verdict.UNSAT, f"{name}:{strategy}-split", timings=timings, stats=stats)
     verdict = Verdict.TIMEOUT if deadline.expired() else Verdict.UNKNOWN
     return Result(verdict, f"{name}:{strategy}-split", timings=timings, stats=stats)
+
+
+def _lipschitz_fast_path(problem: Problem) -> Result | None:
+    """The Lipschitz certificate for plain robustness specs (milliseconds); None when it does not apply."""
+    try:
+        from ..lipschitz_fastpath import lipschitz_fast_path
+
+        r = lipschitz_fast_path(problem.graph, problem.spec)
+    except Exception as e:  # never let the fast path break the search
+        log.debug("Lipschitz fast path skipped: %s", e)
+        return None
+    if r is not None and r.verdict is Verdict.UNSAT:
+        return r
+    return None
 
 
 def _portfolio(problem, lo, hi, idx, settings: BaBSettings, deadline: Deadline, stats: dict):

@@ -1,0 +1,138 @@
+"""Branch and bound (verifier.bab) on small random networks, against the exact optimum.
+
+The exact minimum of the objective over the box is found by enumerating every ReLU
+activation region (one LP each, as in test_bounds). A threshold just below it makes the
+unsafe set unreachable (the search must answer unsat, never sat); one just above makes it
+reachable (the search must answer sat, with a counterexample validated by onnxruntime).
+Both input splitting and ReLU splitting are exercised, and compared with the MILP backend.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import box_vnnlib, make_fc, save
+from frontends.onnx_loader import graph_from_onnx
+from test_bounds import activation_regions, exact_min, relu_layers
+from verifier.bab.search import run_bab
+from verifier.bab.settings import BaBSettings
+from verifier.options import VerifyOptions
+from verifier.problem import Deadline, Problem
+from verifier.result import Verdict
+
+F64 = torch.float64
+OPTS = VerifyOptions(timeout=30)
+STRATEGIES = {"input": BaBSettings(), "relu": BaBSettings(input_split_max_dim=0)}
+
+
+def make_case(tmp_path, seed, sizes=(2, 6, 6, 2), gap=0.05):
+    """(model path, lo, hi, c, exact minimum of c.y) for a random MLP on [-1, 1]^n."""
+    model = make_fc(seed, sizes=sizes)
+    g64 = graph_from_onnx(model, dtype=F64)
+    lo, hi = -np.ones(sizes[0]), np.ones(sizes[0])
+    c = np.zeros(sizes[-1])
+    c[0], c[1] = 1.0, -1.0
+    best, _ = exact_min(activation_regions(relu_layers(g64), lo, hi), c, lo, hi)
+    path = save(model, tmp_path / f"net{seed}.onnx")
+    return path, lo, hi, c, best
+
+
+def problem_for(tmp_path, path, lo, hi, c, d, name):
+    spec_path = tmp_path / f"{name}.vnnlib"
+    spec_path.write_text(box_vnnlib(lo, hi, C=c.reshape(1, -1), d=[d]))
+    return Problem.load(path, spec_path)
+
+
+@pytest.mark.parametrize("strategy", ["input", "relu"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bab_matches_exact_optimum(tmp_path, seed, strategy):
+    path, lo, hi, c, best = make_case(tmp_path, seed)
+    settings = STRATEGIES[strategy]
+    margin = 0.02 * (1 + abs(best))
+    # unreachable: c.y <= best - margin never holds
+    p = problem_for(tmp_path, path, lo, hi, c, best - margin, "unsafe_unreachable")
+    r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
+    assert r.verdict is Verdict.UNSAT, (seed, strategy, best, r.summary(), r.stats)
+    assert r.stats["strategy"] == strategy or r.method.endswith(":crown")
+    # reachable: c.y <= best + margin holds near the minimiser
+    p = problem_for(tmp_path, path, lo, hi, c, best + margin, "unsafe_reachable")
+    r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
+    assert r.verdict is Verdict.SAT, (seed, strategy, best, r.summary())
+    cex = r.counterexample
+    assert cex.validated and np.all(cex.x >= lo) and np.all(cex.x <= hi)
+    assert c @ cex.y <= best + margin
+
+
+def test_relu_split_branches_and_beta_helps(tmp_path):
+    """A deeper net whose root bound fails: ReLU splitting must branch (domains > 1) and still prove it."""
+    path, lo, hi, c, best = make_case(tmp_path, 7, sizes=(3, 8, 8, 2))
+    p = problem_for(tmp_path, path, lo, hi, c, best - 0.02 * (1 + abs(best)), "deep")
+    r = run_bab(p, OPTS, Deadline(60), STRATEGIES["relu"], attack_first=False)
+    assert r.verdict is Verdict.UNSAT, r.summary()
+    if r.method.endswith("relu-split"):
+        assert r.stats["domains"] >= 1 and r.stats["bound_calls"] >= 1
+
+
+def test_memory_cap_gives_unknown_not_a_crash(tmp_path):
+    path, lo, hi, c, best = make_case(tmp_path, 5, sizes=(2, 8, 8, 2))
+    p = problem_for(tmp_path, path, lo, hi, c, best - 1e-3, "tight")
+    settings = replace(STRATEGIES["relu"], max_domains=2, root_alpha=False, relu_alpha_iters=0)
+    r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
+    if r.method.endswith("crown"):
+        pytest.skip("the root bound alone proved this instance; the cap was never reached")
+    assert r.verdict in (Verdict.UNKNOWN, Verdict.UNSAT), r.summary()
+    if r.verdict is Verdict.UNKNOWN:
+        assert r.stats.get("memory_cap_hit")
+
+
+def test_timeout_is_honoured(tmp_path):
+    """A hard instance with a 1 s budget ends within about a second, as timeout or unknown."""
+    model = make_fc(11, sizes=(5, 40, 40, 40, 2))
+    path = save(model, tmp_path / "big.onnx")
+    lo, hi, c = -np.ones(5), np.ones(5), np.array([1.0, -1.0])
+    spec = tmp_path / "hard.vnnlib"
+    # threshold from sampling (cheap): just below the sampled minimum, so neither answer is quick
+    p0 = problem_for(tmp_path, path, lo, hi, c, 0.0, "probe")
+    x = torch.tensor(np.random.default_rng(0).uniform(lo, hi, (20000, lo.size)), dtype=torch.float32)
+    ys = p0.graph.forward(x).double().numpy() @ c
+    spec.write_text(box_vnnlib(lo, hi, C=c.reshape(1, -1), d=[float(ys.min()) - 1e-4]))
+    p = Problem.load(path, spec)
+    t = time.monotonic()
+    r = run_bab(p, replace(OPTS, timeout=1.0), Deadline(1.0), BaBSettings(input_split_max_dim=0))
+    took = time.monotonic() - t
+    assert took < 4.0, took  # the budget plus one bound call's slack
+    assert r.verdict in (Verdict.TIMEOUT, Verdict.UNKNOWN, Verdict.SAT, Verdict.UNSAT)
+
+
+def test_bab_agrees_with_milp(tmp_path):
+    backends = pytest.importorskip("backends", reason="the MILP backend (backends package) is not importable")
+    from verifier.methods import get_method
+
+    milp = get_method("milp")
+    for seed in (0, 2):
+        path, lo, hi, c, best = make_case(tmp_path, seed)
+        for d in (best - 0.05, best + 0.05):
+            p = problem_for(tmp_path, path, lo, hi, c, d, f"cmp{seed}")
+            a = run_bab(p, OPTS, Deadline(30), BaBSettings(), attack_first=True)
+            b = milp(p, OPTS, Deadline(30))
+            assert a.verdict == b.verdict, (seed, d, a.summary(), b.summary())
+    assert backends is not None
+
+
+def test_auto_on_the_shipped_examples():
+    """`auto` answers the five `test` instances shipped in vnnlib_specs/ correctly."""
+    from pathlib import Path
+
+    from verifier.api import verify
+
+    root = Path(__file__).resolve().parents[1] / "vnnlib_specs"
+    cases = [("test_nano.onnx", "test_nano.vnnlib", "unsat"), ("test_tiny.onnx", "test_tiny.vnnlib", "unsat"),
+             ("test_small.onnx", "test_small.vnnlib", "unsat"), ("test_sat.onnx", "test_prop.vnnlib", "sat"),
+             ("test_unsat.onnx", "test_prop.vnnlib", "unsat")]
+    for model, spec, want in cases:
+        r = verify(root / model, root / spec, method="auto", timeout=60)
+        assert str(r.verdict) == want, (model, r.summary())
