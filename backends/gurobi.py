@@ -41,6 +41,8 @@ class GurobiAdapter(SolverAdapter):
             m = gp.Model(env=env)
             m.Params.FeasibilityTol = self.feasibility_tolerance
             m.Params.IntFeasTol = self.int_feasibility_tolerance
+            m.Params.MIPGap = 1e-7  # default 1e-4: a reported optimum should be the optimum
+            m.Params.MIPGapAbs = 1e-9
             if self.threads:
                 m.Params.Threads = int(self.threads)
             if math.isfinite(time_limit):

@@ -66,9 +66,10 @@ class MILPBackend(Backend):
     def __init__(self, solver: str = "highs", exact: bool = False, tighten: str | None = "lp",
                  tighten_fraction: float = 0.25, tighten_budget: float = 30.0, threads: int | None = None,
                  verbose: bool = False, split_threshold: int = 80, split_max_inputs: int = 16,
-                 max_boxes: int = 512, lp_probe: bool = True):
+                 max_boxes: int = 512, lp_probe: bool = True, lp_probe_fraction: float = 0.15):
         self.solver_name = solver
         self.lp_probe = lp_probe
+        self.lp_probe_fraction = lp_probe_fraction
         self.split_threshold = split_threshold
         self.split_max_inputs = split_max_inputs
         self.max_boxes = max_boxes
@@ -145,14 +146,19 @@ class MILPBackend(Backend):
 
     # ------------------------------------------------------------------------------------------------
     def _lp_probe(self, graph, spec, region, todo, solver, deadline, reference):
-        """Cheap first look for a counterexample: the triangle LP's optimal input, validated by onnxruntime."""
+        """Cheap first look for a counterexample: the triangle LP's optimal input, validated by onnxruntime.
+
+        Gets at most ``lp_probe_fraction`` of the time left, over all disjuncts of the region.
+        """
+        end = time.monotonic() + self.lp_probe_fraction * time_left(deadline)
         enc = encode_network(graph, region.pre, region.lo, region.hi, "lp")
         for j in sorted(todo, key=region.crown_value):
-            if time_left(deadline) <= 0:
+            left = min(end - time.monotonic(), time_left(deadline))
+            if left <= 0:
                 return None
             dj = spec.disjuncts[j]
             model = enc.with_objective(dj.C, dj.d)
-            out = solver.solve(model, min(time_left(deadline), 0.1 * time_left(deadline) + 1.0))
+            out = solver.solve(model, left)
             if out.x is not None and out.objective is not None and out.objective <= 0:
                 cex = validate_candidate(reference, spec, out.x[model.input_vars])
                 if cex is not None:

@@ -122,9 +122,14 @@ def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
         stats.layers += 1
         stats.neurons += before
         stats.per_layer.append((name, before, after))
-    if fixed:
+    if fixed and time.monotonic() < end:  # propagate the last layer's tightening to the later layers
         with torch.no_grad():
             pre = intermediate_bounds(graph, xl, xh, "crown", fixed=fixed)
+    elif fixed:  # out of time: intersect without propagating (still valid)
+        pre = dict(pre)
+        for name, (lo_f, hi_f) in fixed.items():
+            lo0, hi0 = pre[name]
+            pre[name] = (torch.maximum(lo0, lo_f), torch.minimum(hi0, hi_f))
     stats.unstable_after = _count_unstable(pre, names)
     stats.time_s = time.monotonic() - t0
     return pre, stats

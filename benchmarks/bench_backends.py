@@ -40,7 +40,8 @@ MNIST = [("mnist-net_256x2.onnx", "prop_0_0.03.vnnlib"),
          ("mnist-net_256x2.onnx", "prop_1_0.05.vnnlib")]
 SOLVER_MILPS = [("acasxu", "ACASXU_run2a_2_7_batch_2000.onnx", "prop_4.vnnlib"),
                 ("acasxu", "ACASXU_run2a_1_4_batch_2000.onnx", "prop_4.vnnlib"),
-                ("mnist_fc", "mnist-net_256x2.onnx", "prop_0_0.03.vnnlib")]
+                ("mnist_fc", "mnist-net_256x2.onnx", "prop_0_0.03.vnnlib"),
+                ("mnist_fc", "mnist-net_256x4.onnx", "prop_0_0.03.vnnlib")]
 METHODS = ("crown", "alpha-crown", "dual", "lp", "milp")
 
 
