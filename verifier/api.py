@@ -51,6 +51,12 @@ def verify_problem(problem: Problem, options: VerifyOptions, deadline: Deadline 
     if result.verdict is Verdict.UNKNOWN and deadline.expired():
         result.verdict = Verdict.TIMEOUT
     result.time_s = time.monotonic() - t0
+    try:
+        import resource
+
+        result.stats.setdefault("max_rss_mb", round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+    except (ImportError, OSError):  # not on every platform
+        pass
     return result
 
 
