@@ -228,6 +228,12 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
                     PRE = {k: (torch.cat([PRE[k][0], v[0], v[0]]), torch.cat([PRE[k][1], v[1], v[1]]))
                            for k, v in pre.items()}
         stats["max_domains"] = max(stats.get("max_domains", 0), LO.shape[0])
+        if LO.shape[0] > settings.max_domains:
+            stats["memory_cap_hit"] = True
+            stats["open_domains"] = stats.get("open_domains", 0) + LO.shape[0]
+            log.warning("input split: %d boxes exceed the cap of %d; giving up on this region", LO.shape[0],
+                        settings.max_domains)
+            return Outcome.OPEN, None
         if time.monotonic() - last_log > settings.log_every:
             last_log = time.monotonic()
             log.info("input split: %d open boxes, %d bounded, worst bound %.4g, %.1fs left",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class BaBSettings:
     batch: int = 1024  # domains bounded per call
-    max_domains: int = 300_000  # cap on stored domains; past it the search goes depth first
+    max_domains: int = 300_000  # cap on stored domains (boxes are taken depth first); past it: unknown
     input_split_max_dim: int = 32  # input splitting when the input has at most this many dimensions
     input_alpha_iters: int = 3  # alpha-CROWN steps on the objective of each box (input splitting)
     input_branching: str = "smear-all"  # input splitting heuristic: smear-all | smear | widest | best
@@ -16,7 +16,6 @@ class BaBSettings:
     # with its share of the time left (the last takes the rest): the heuristics are erratic
     # from instance to instance, and a restart with another one often finishes in seconds
     input_portfolio: tuple = (("smear-all", 3, False, 0.2), ("smear-all", 10, True, 0.35), ("smear", 3, False, 1.0))
-    bound_method: str = "crown"  # bound of each domain: crown | alpha-crown
     relu_batch: int = 64  # domains bounded per call in ReLU splitting
     relu_alpha_iters: int = 8  # alpha/beta-CROWN steps on the objective of each ReLU-split domain
     relu_recompute: bool | None = None  # re-derive intermediate bounds per domain (None: when <= 2048 neurons)
@@ -24,5 +23,4 @@ class BaBSettings:
     attack_fraction: float = 0.1  # at most this share of the time for the first attack
     attack_rounds: int = 2  # rounds of random restarts in the first attack
     attack_every: int = 20  # PGD on the worst domains every N iterations (ReLU splitting)
-    milp_fallback_neurons: int = 0  # ReLU splitting: hand a domain to MILP when it has at most this many unstable ReLUs (0 = off)
     log_every: float = 2.0  # seconds between progress lines with --verbose
