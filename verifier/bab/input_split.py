@@ -170,6 +170,7 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
     PRE = None  # parent's pre-activation bounds of each stored box (None at the root)
     last_log = time.monotonic()
     first = True
+    it = 0
     while LO.shape[0] > 0:
         if deadline.expired():
             stats["open_domains"] = stats.get("open_domains", 0) + LO.shape[0]
@@ -227,6 +228,20 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
                 else:
                     PRE = {k: (torch.cat([PRE[k][0], v[0], v[0]]), torch.cat([PRE[k][1], v[1], v[1]]))
                            for k, v in pre.items()}
+        it += 1
+        if settings.attack_every and it % settings.attack_every == 0:
+            # a PGD round over the whole region now and then (new seed each time): falsifies
+            # properties whose violations are too small to hit at box centres and vertices
+            from dataclasses import replace as _replace
+
+            from ..attack import pgd_attack
+            from ..options import AttackSettings
+
+            cex = pgd_attack(graph, problem.spec, _replace(AttackSettings(), seed=1000 + it),
+                             Deadline(min(2.0, max(0.0, deadline.left()))), problem.reference, rounds=3,
+                             box=(lo_np, hi_np))
+            if cex is not None:
+                return Outcome.FALSIFIED, cex
         stats["max_domains"] = max(stats.get("max_domains", 0), LO.shape[0])
         if LO.shape[0] > settings.max_domains:
             stats["memory_cap_hit"] = True

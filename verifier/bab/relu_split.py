@@ -243,7 +243,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             return Outcome.OPEN, None
         if settings.attack_every and it % settings.attack_every == 0:
             cex = pgd_attack(graph, spec, replace(problem_attack_settings(problem), seed=it),
-                             Deadline(min(2.0, deadline.left())), problem.reference, rounds=1)
+                             Deadline(min(2.0, deadline.left())), problem.reference, rounds=3)
             if cex is not None:
                 return Outcome.FALSIFIED, cex
         if time.monotonic() - last_log > settings.log_every:

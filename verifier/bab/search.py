@@ -107,6 +107,14 @@ def _portfolio(problem, lo, hi, idx, settings: BaBSettings, deadline: Deadline, 
             break
         log.info("input split: configuration %d left %d boxes open; restarting with the next", k + 1,
                  stats.get("open_domains", 0))
+        if k == 0:  # a hard instance: give the attack a real chance before searching on
+            from ..options import AttackSettings
+
+            budget = Deadline(min(deadline.left(), max(1.0, settings.attack_fraction * deadline.left())))
+            cex = pgd_attack(problem.graph, problem.spec, AttackSettings(seed=7), budget, problem.reference,
+                             rounds=50, box=(lo, hi))
+            if cex is not None:
+                return Outcome.FALSIFIED, cex
     return outcome, cex
 
 
