@@ -34,7 +34,8 @@ class Outcome:
     PROVEN, FALSIFIED, OPEN = "proven", "falsified", "open"
 
 
-def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, parent=None, alpha_ax: bool = True):
+def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, parent=None, alpha_ax: bool = True,
+                deadline=None):
     """Lower bounds (B, K) float64, rounding allowance (B, K), input coefficients (B, K, n) and
     the pre-activation bounds (dict node -> (lo, hi)).
 
@@ -43,7 +44,8 @@ def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, pa
     so neurons already stable there cost no CROWN row.
     """
     if lo.shape[0] > chunk:
-        parts = [bound_boxes(graph, C, d, lo[i:i + chunk], hi[i:i + chunk], chunk, alpha_iters, alpha_ax=alpha_ax, parent=
+        parts = [bound_boxes(graph, C, d, lo[i:i + chunk], hi[i:i + chunk], chunk, alpha_iters, alpha_ax=alpha_ax,
+                             deadline=deadline, parent=
                              None if parent is None else {k: (v[0][i:i + chunk], v[1][i:i + chunk])
                                                           for k, v in parent.items()})
                  for i in range(0, lo.shape[0], chunk)]
@@ -57,7 +59,7 @@ def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, pa
     _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True, out=info)
     lb, tol = _concretize(Ax, bias, lo, hi, d, graph.dtype, info["bias_abs"])
     if alpha_iters > 0 and graph.nonlinear_nodes():
-        lb, tol, Ax_alpha = _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, alpha_iters)
+        lb, tol, Ax_alpha = _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, alpha_iters, deadline)
         if alpha_ax:  # else the split heuristic keeps CROWN's coefficients
             Ax = Ax_alpha
     keep = {n.inputs[0] for n in graph.nonlinear_nodes()}
@@ -70,7 +72,7 @@ def _concretize(Ax, bias, lo, hi, d, dtype, bias_abs=None):
     return _concretize64(Ax, bias, lo, hi, d, dtype, bias_abs)
 
 
-def _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, iters):
+def _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, iters, deadline=None):
     """A few alpha-CROWN steps on the objective (intermediate bounds fixed); keeps the best per row."""
     from ..bounds.optim import Adam
     from ..ops import ReLU
@@ -82,6 +84,8 @@ def _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, iters):
         alphas[node.name] = ReLU.default_alpha(l, u).unsqueeze(1).expand(B, K, *l.shape[1:]).clone().requires_grad_(True)
     opt = Adam(list(alphas.values()), lr=0.5)
     for _ in range(iters):
+        if deadline is not None and deadline.expired():
+            break
         with torch.enable_grad():
             info = {}
             cur, Ax2, bias2 = backward_lower(graph, graph.output_name, A0, lo, hi, pre, alphas, return_linear=True,
@@ -193,7 +197,7 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
                     return Outcome.FALSIFIED, hi
             first = False
             lb, tol, Ax, pre = bound_boxes(graph, rows.C, rows.d, lo, hi, alpha_iters=settings.input_alpha_iters,
-                                           parent=parent, alpha_ax=settings.input_alpha_ax)
+                                           parent=parent, alpha_ax=settings.input_alpha_ax, deadline=deadline)
             stats["bound_calls"] = stats.get("bound_calls", 0) + 1
             stats["domains"] = stats.get("domains", 0) + lo.shape[0]
             grp_ok = rows.group_ok(lb, tol, done)

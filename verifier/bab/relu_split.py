@@ -33,7 +33,8 @@ log = logging.getLogger("verifier.bab")
 MEMORY_BUDGET_BYTES = 4 * 2**30
 
 
-def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_iters: int, recompute: bool):
+def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_iters: int, recompute: bool,
+                   deadline: Deadline | None = None):
     """Bound a batch of domains.
 
     PRE holds each domain's known bounds of every pre-activation node (the parent's bounds with
@@ -59,11 +60,11 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
                                  out=info)
     lb, tol = _concretize(Ax, bias, lo, hi, rows.d, graph.dtype, info["bias_abs"])
     if alpha_iters > 0:
-        lb, tol = _alpha_beta(graph, A0, rows.d, lo, hi, pre, SGN, lb, tol, alpha_iters)
+        lb, tol = _alpha_beta(graph, A0, rows.d, lo, hi, pre, SGN, lb, tol, alpha_iters, deadline=deadline)
     return lb, tol, pre, record, infeasible
 
 
-def _alpha_beta(graph, A0, d, lo, hi, pre, SGN, lb, tol, iters, lr: float = 0.3):
+def _alpha_beta(graph, A0, d, lo, hi, pre, SGN, lb, tol, iters, lr: float = 0.3, deadline: Deadline | None = None):
     """Optimise lower ReLU slopes (alpha in [0, 1]) and split multipliers (beta >= 0) of the objective.
 
     With split signs ``s_j`` (+1 for ``z_j >= 0``, -1 for ``z_j <= 0``) every domain point has
@@ -86,6 +87,8 @@ def _alpha_beta(graph, A0, d, lo, hi, pre, SGN, lb, tol, iters, lr: float = 0.3)
             betas[p] = torch.zeros(B, K, *sgn.shape[1:], dtype=lo.dtype, device=lo.device, requires_grad=True)
     opt = Adam(list(alphas.values()) + list(betas.values()), lr=lr, decay=0.95)
     for _ in range(iters):
+        if deadline is not None and deadline.expired():
+            break
         with torch.enable_grad():
             extra = {p: -betas[p] * signs[p] for p in betas}
             info = {}
@@ -177,7 +180,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         DONE, PRI = DONE[rest], PRI[rest]
         with torch.no_grad():
             lb, tol, pre, record, infeasible = _bound_domains(graph, rows, x_lo, x_hi, pre_in, sgn,
-                                                              settings.relu_alpha_iters, recompute and not first)
+                                                              settings.relu_alpha_iters, recompute and not first,
+                                                              deadline)
         first = False
         stats["bound_calls"] = stats.get("bound_calls", 0) + 1
         stats["domains"] = stats.get("domains", 0) + take
