@@ -52,14 +52,8 @@ _COMMANDS = frozenset({"assert", "declare-const"})
 _UPPER, _LOWER, _ROW = 0, 1, 2  # x[i] <= v ; x[i] >= v ; sum(c * y[j]) <= v
 
 
-def load_vnnlib(path: str | os.PathLike, n_inputs: int | None = None,
-                n_outputs: int | None = None) -> Spec:
-    """Read a VNN-LIB file (plain or gzip) into a :class:`Spec`.
-
-    If ``path`` does not exist but ``path + ".gz"`` does, that file is read (``instances.csv``
-    names files without ``.gz``). Gzip is recognised by its magic bytes. ``n_inputs`` /
-    ``n_outputs``, when given (from the network), must equal the declared counts.
-    """
+def read_spec_text(path: str | os.PathLike) -> tuple[str, str]:
+    """(text, the path actually read): plain or gzip (by magic bytes), ``path.gz`` if ``path`` is absent."""
     p = Path(path)
     if not p.exists():
         gz = Path(str(p) + ".gz")
@@ -76,10 +70,21 @@ def load_vnnlib(path: str | os.PathLike, n_inputs: int | None = None,
         except (OSError, EOFError, zlib.error) as e:
             raise SpecError(f"corrupt gzip data: {e}", str(p)) from e
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig"), str(p)
     except UnicodeDecodeError as e:
         raise SpecError(f"not UTF-8 text (bad byte at offset {e.start})", str(p)) from e
-    return parse_vnnlib(text, str(p), n_inputs, n_outputs)
+
+
+def load_vnnlib(path: str | os.PathLike, n_inputs: int | None = None,
+                n_outputs: int | None = None) -> Spec:
+    """Read a VNN-LIB file (plain or gzip) into a :class:`Spec`.
+
+    If ``path`` does not exist but ``path + ".gz"`` does, that file is read (``instances.csv``
+    names files without ``.gz``). Gzip is recognised by its magic bytes. ``n_inputs`` /
+    ``n_outputs``, when given (from the network), must equal the declared counts.
+    """
+    text, real_path = read_spec_text(path)
+    return parse_vnnlib(text, real_path, n_inputs, n_outputs)
 
 
 def parse_vnnlib(text: str, path: str = "<string>", n_inputs: int | None = None,

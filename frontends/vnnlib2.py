@@ -26,18 +26,15 @@ the file and line of the original text.
 """
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import re
-import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from verifier.errors import SpecError
 from verifier.spec import Spec
 
-from .vnnlib import _COMMENT, parse_vnnlib
+from .vnnlib import _COMMENT, parse_vnnlib, read_spec_text
 
 SUPPORTED_VERSIONS = ("1.0", "2.0")
 # ONNX tensor element type names (IR.md, "Set 1" as the standard asks) plus the standard's `real`
@@ -117,29 +114,6 @@ class Query:
 
 
 # ----------------------------------------------------------------------------- reading files
-def read_spec_text(path: str | os.PathLike) -> tuple[str, str]:
-    """(text, the path actually read): plain or gzip (by magic bytes), ``path.gz`` if ``path`` is absent."""
-    p = Path(path)
-    if not p.exists():
-        gz = Path(str(p) + ".gz")
-        if not gz.exists():
-            raise SpecError("no such file (nor a .gz next to it)", str(path))
-        p = gz
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise SpecError(f"cannot read file: {e.strerror or e}", str(p)) from e
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise SpecError(f"corrupt gzip data: {e}", str(p)) from e
-    try:
-        return data.decode("utf-8-sig"), str(p)
-    except UnicodeDecodeError as e:
-        raise SpecError(f"not UTF-8 text (bad byte at offset {e.start})", str(p)) from e
-
-
 def detect_version(text: str) -> str:
     """"2.0" if the text has ``(vnnlib-version ...)`` or ``(declare-network ...)``, else "1.0"."""
     if ";" in text:
