@@ -21,8 +21,11 @@ import time
 
 import torch
 
+from ..attack import pgd_attack
 from ..bounds.crown import backward_lower, intermediate_bounds
+from ..bounds.objective import concretize_lower, optimise_slopes
 from ..core_methods import stacked_rows
+from ..options import AttackSettings
 from ..problem import Deadline, Problem
 from ..result import Counterexample
 from .settings import BaBSettings
@@ -57,50 +60,14 @@ def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, pa
     A0 = C.reshape(1, K, *graph.output_shape).expand(B, K, *graph.output_shape)
     info: dict = {}
     _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True, out=info)
-    lb, tol = _concretize(Ax, bias, lo, hi, d, graph.dtype, info["bias_abs"])
+    lb, tol = concretize_lower(Ax, bias, lo, hi, d, graph.dtype, info["bias_abs"])
     if alpha_iters > 0 and graph.nonlinear_nodes():
-        lb, tol, Ax_alpha = _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, alpha_iters, deadline)
+        lb, tol, Ax_alpha = optimise_slopes(graph, A0, d, lo, hi, pre, lb, tol, alpha_iters, lr=0.5, Ax=Ax,
+                                            deadline=deadline)
         if alpha_ax:  # else the split heuristic keeps CROWN's coefficients
             Ax = Ax_alpha
     keep = {n.inputs[0] for n in graph.nonlinear_nodes()}
     return lb, tol, Ax, {k: v for k, v in pre.items() if k in keep}
-
-
-def _concretize(Ax, bias, lo, hi, d, dtype, bias_abs=None):
-    from ..bounds.objective import _concretize64
-
-    return _concretize64(Ax, bias, lo, hi, d, dtype, bias_abs)
-
-
-def _alpha_refine(graph, A0, d, lo, hi, pre, lb, tol, Ax, iters, deadline=None):
-    """A few alpha-CROWN steps on the objective (intermediate bounds fixed); keeps the best per row."""
-    from ..bounds.optim import Adam
-    from ..ops import ReLU
-
-    B, K = A0.shape[:2]
-    alphas = {}
-    for node in graph.nonlinear_nodes():
-        l, u = pre[node.inputs[0]]
-        alphas[node.name] = ReLU.default_alpha(l, u).unsqueeze(1).expand(B, K, *l.shape[1:]).clone().requires_grad_(True)
-    opt = Adam(list(alphas.values()), lr=0.5)
-    for _ in range(iters):
-        if deadline is not None and deadline.expired():
-            break
-        with torch.enable_grad():
-            info = {}
-            cur, Ax2, bias2 = backward_lower(graph, graph.output_name, A0, lo, hi, pre, alphas, return_linear=True,
-                                             out=info)
-            opt.zero_grad()
-            (-cur.sum()).backward()
-        with torch.no_grad():
-            lb2, tol2 = _concretize(Ax2.detach(), bias2.detach(), lo, hi, d, graph.dtype, info["bias_abs"].detach())
-            better = (lb2 - tol2) > (lb - tol)
-            lb, tol = torch.where(better, lb2, lb), torch.where(better, tol2, tol)
-            Ax = torch.where(better.unsqueeze(-1), Ax2.detach(), Ax)
-            opt.step()
-            for a in alphas.values():
-                a.clamp_(0.0, 1.0)
-    return lb, tol, Ax
 
 
 class _Rows:
@@ -236,12 +203,7 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
         if settings.attack_every and it % settings.attack_every == 0:
             # a PGD round over the whole region now and then (new seed each time): falsifies
             # properties whose violations are too small to hit at box centres and vertices
-            from dataclasses import replace as _replace
-
-            from ..attack import pgd_attack
-            from ..options import AttackSettings
-
-            cex = pgd_attack(graph, problem.spec, _replace(AttackSettings(), seed=1000 + it),
+            cex = pgd_attack(graph, problem.spec, AttackSettings(seed=1000 + it),
                              Deadline(min(2.0, max(0.0, deadline.left()))), problem.reference, rounds=3,
                              box=(lo_np, hi_np))
             if cex is not None:

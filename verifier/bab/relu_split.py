@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 
 import torch
 
 from ..attack import pgd_attack
 from ..bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
-from ..bounds.objective import BoundSettings, objective_bounds
+from ..bounds.objective import BoundSettings, concretize_lower, objective_bounds, optimise_slopes
+from ..options import AttackSettings
 from ..problem import Deadline, Problem
 from ..result import Counterexample
-from .input_split import Outcome, _concretize, _Rows
+from .input_split import Outcome, _Rows
 from .settings import BaBSettings
 
 log = logging.getLogger("verifier.bab")
@@ -58,54 +58,12 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     info: dict = {}
     _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True, record=record,
                                  out=info)
-    lb, tol = _concretize(Ax, bias, lo, hi, rows.d, graph.dtype, info["bias_abs"])
+    lb, tol = concretize_lower(Ax, bias, lo, hi, rows.d, graph.dtype, info["bias_abs"])
     if alpha_iters > 0:
-        lb, tol = _alpha_beta(graph, A0, rows.d, lo, hi, pre, SGN, lb, tol, alpha_iters, deadline=deadline)
+        # alpha and beta-CROWN multipliers of the split constraints (see optimise_slopes)
+        lb, tol, _ = optimise_slopes(graph, A0, rows.d, lo, hi, pre, lb, tol, alpha_iters, lr=0.3, decay=0.95,
+                                     signs=SGN, deadline=deadline)
     return lb, tol, pre, record, infeasible
-
-
-def _alpha_beta(graph, A0, d, lo, hi, pre, SGN, lb, tol, iters, lr: float = 0.3, deadline: Deadline | None = None):
-    """Optimise lower ReLU slopes (alpha in [0, 1]) and split multipliers (beta >= 0) of the objective.
-
-    With split signs ``s_j`` (+1 for ``z_j >= 0``, -1 for ``z_j <= 0``) every domain point has
-    ``s_j z_j >= 0``, so ``obj - sum_j beta_j s_j z_j <= obj`` there: its lower bound over the
-    relaxation is a sound lower bound of the objective on the domain for every beta >= 0
-    (beta-CROWN's Lagrangian). The best bound per row over the iterations is kept.
-    """
-    from ..bounds.optim import Adam
-    from ..ops import ReLU
-
-    B, K = A0.shape[:2]
-    alphas, betas, signs = {}, {}, {}
-    for node in graph.nonlinear_nodes():
-        l, u = pre[node.inputs[0]]
-        alphas[node.name] = ReLU.default_alpha(l, u).unsqueeze(1).expand(B, K, *l.shape[1:]).clone().requires_grad_(True)
-    for p, sgn in SGN.items():
-        sgn = sgn.to(lo.dtype)
-        if bool((sgn != 0).any()):
-            signs[p] = sgn.unsqueeze(1)
-            betas[p] = torch.zeros(B, K, *sgn.shape[1:], dtype=lo.dtype, device=lo.device, requires_grad=True)
-    opt = Adam(list(alphas.values()) + list(betas.values()), lr=lr, decay=0.95)
-    for _ in range(iters):
-        if deadline is not None and deadline.expired():
-            break
-        with torch.enable_grad():
-            extra = {p: -betas[p] * signs[p] for p in betas}
-            info = {}
-            cur, Ax2, bias2 = backward_lower(graph, graph.output_name, A0, lo, hi, pre, alphas, return_linear=True,
-                                             extra=extra, out=info)
-            opt.zero_grad()
-            (-cur.sum()).backward()
-        with torch.no_grad():
-            lb2, tol2 = _concretize(Ax2.detach(), bias2.detach(), lo, hi, d, graph.dtype, info["bias_abs"].detach())
-            better = (lb2 - tol2) > (lb - tol)
-            lb, tol = torch.where(better, lb2, lb), torch.where(better, tol2, tol)
-            opt.step()
-            for a in alphas.values():
-                a.clamp_(0.0, 1.0)
-            for b in betas.values():
-                b.clamp_(min=0.0)
-    return lb, tol
 
 
 def _scores(graph, pre, record, lb, rows: _Rows, grp_ok):
@@ -246,7 +204,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel()
             return Outcome.OPEN, None
         if settings.attack_every and it % settings.attack_every == 0:
-            cex = pgd_attack(graph, spec, replace(problem_attack_settings(problem), seed=it),
+            cex = pgd_attack(graph, spec, AttackSettings(restarts=32, steps=50, seed=it),
                              Deadline(min(2.0, deadline.left())), problem.reference, rounds=3)
             if cex is not None:
                 return Outcome.FALSIFIED, cex
@@ -316,9 +274,3 @@ def _solve_linear_domain(problem, rows: _Rows, x_lo, x_hi, pre, sgn, grp_ok):
             return Outcome.FALSIFIED, cex
         return Outcome.OPEN, None
     return Outcome.PROVEN, None
-
-
-def problem_attack_settings(problem):
-    from ..options import AttackSettings
-
-    return AttackSettings(restarts=32, steps=50)

@@ -8,14 +8,14 @@ from dataclasses import replace
 from ..attack import pgd_attack
 from ..bounds import BoundSettings
 from ..core_methods import bound_spec
+from ..errors import UnsupportedError
 from ..methods import register_method
-from ..options import VerifyOptions
+from ..ops import ReLU
+from ..options import AttackSettings, VerifyOptions
 from ..problem import Deadline, Problem
 from ..result import Result, Verdict
 from .input_split import Outcome, input_split_region
 from .settings import BaBSettings
-from ..errors import UnsupportedError
-from ..ops import ReLU
 
 log = logging.getLogger("verifier.bab")
 
@@ -108,8 +108,6 @@ def _portfolio(problem, lo, hi, idx, settings: BaBSettings, deadline: Deadline, 
         log.info("input split: configuration %d left %d boxes open; restarting with the next", k + 1,
                  stats.get("open_domains", 0))
         if k == 0:  # a hard instance: give the attack a real chance before searching on
-            from ..options import AttackSettings
-
             budget = Deadline(min(deadline.left(), max(1.0, settings.attack_fraction * deadline.left())))
             cex = pgd_attack(problem.graph, problem.spec, AttackSettings(seed=7), budget, problem.reference,
                              rounds=50, box=(lo, hi))

@@ -53,7 +53,7 @@ class ObjectiveBounds:
         return self.lower > self.tol
 
 
-def _concretize64(Ax, bias, x_lo, x_hi, d, dtype, bias_abs=None):
+def concretize_lower(Ax, bias, x_lo, x_hi, d, dtype, bias_abs=None):
     """Lower bound of ``Ax x + bias - d`` on the box in float64, and its rounding allowance."""
     Ax, bias = Ax.double(), bias.double()
     lo, hi = x_lo.double().unsqueeze(1), x_hi.double().unsqueeze(1)
@@ -82,20 +82,20 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
         if settings.method == "ibp":
             ylo, yhi = (t.reshape(B, -1) for t in pre[graph.output_name])
             Cb = C.unsqueeze(0).expand(B, K, -1)
-            lb, tol = _concretize64(Cb, torch.zeros(B, K, dtype=dt, device=dev), ylo, yhi, d, dt)
+            lb, tol = concretize_lower(Cb, torch.zeros(B, K, dtype=dt, device=dev), ylo, yhi, d, dt)
             ub = None
             if need_upper:
-                ub, _ = _concretize64(-Cb, torch.zeros(B, K, dtype=dt, device=dev), ylo, yhi, -d, dt)
+                ub, _ = concretize_lower(-Cb, torch.zeros(B, K, dtype=dt, device=dev), ylo, yhi, -d, dt)
                 ub = -ub
             return ObjectiveBounds(lb, tol, pre, ub)
         A0 = C.reshape(1, K, *graph.output_shape).expand(B, K, *graph.output_shape)
         info: dict = {}
         _, Ax, bias = backward_lower(graph, graph.output_name, A0, x_lo, x_hi, pre, return_linear=True, out=info)
-        lb, tol = _concretize64(Ax, bias, x_lo, x_hi, d, dt, info["bias_abs"])
+        lb, tol = concretize_lower(Ax, bias, x_lo, x_hi, d, dt, info["bias_abs"])
         ub = None
         if need_upper:
             _, Ax2, bias2 = backward_lower(graph, graph.output_name, -A0, x_lo, x_hi, pre, return_linear=True)
-            ub, _ = _concretize64(Ax2, bias2, x_lo, x_hi, -d, dt)  # upper bounds are reported, never trusted
+            ub, _ = concretize_lower(Ax2, bias2, x_lo, x_hi, -d, dt)  # upper bounds are reported, never trusted
             ub = -ub
     if settings.method == "alpha-crown" and graph.nonlinear_nodes():
         lb, tol = _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings, groups)
@@ -114,35 +114,62 @@ def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSetti
     Every alpha in [0, 1] gives a sound bound, so the best bound seen per row is kept:
     the result is never looser than the CROWN bound it starts from.
     """
-    B, K = A0.shape[:2]
     if _all_groups_proven(lb > tol, groups):
         return lb, tol
-    alphas = {}
+    lb, tol, _ = optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb.clone(), tol.clone(), settings.alpha_iters,
+                                 lr=settings.alpha_lr, decay=settings.lr_decay,
+                                 stop=lambda b, t: _all_groups_proven(b > t, groups))
+    return lb, tol
+
+
+def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: float, decay: float = 1.0,
+                    signs: dict | None = None, Ax=None, deadline=None, stop=None):
+    """Projected Adam on the lower ReLU slopes (alpha in [0, 1]) and, with ``signs``, on split multipliers.
+
+    ``signs`` maps pre-activation nodes to split signs ``s_j`` (+1 for ``z_j >= 0``, -1 for
+    ``z_j <= 0``, 0 unsplit): every point of the domain has ``s_j z_j >= 0``, so
+    ``obj - sum_j beta_j s_j z_j <= obj`` there and its lower bound over the relaxation is a
+    sound lower bound of the objective for every beta >= 0 (beta-CROWN's Lagrangian).
+    Every alpha and beta give sound bounds, so the best bound per row is kept (starting from
+    ``lb``, ``tol``); ``Ax``, when given, follows the best rows' input coefficients. Stops early
+    at the deadline or when ``stop(best_lb, best_tol)`` holds. Returns (lb, tol, Ax).
+    """
+    B, K = A0.shape[:2]
+    alphas, betas, sgn = {}, {}, {}
     for node in graph.nonlinear_nodes():
         if not isinstance(node.op, ReLU):
             raise UnsupportedError(f"alpha-CROWN supports ReLU only, not node '{node.onnx_node}' ({node.op.kind})")
         lo, hi = pre[node.inputs[0]]
         a = ReLU.default_alpha(lo, hi).unsqueeze(1).expand(B, K, *lo.shape[1:]).clone()
         alphas[node.name] = a.requires_grad_(True)
-    opt = Adam(list(alphas.values()), lr=settings.alpha_lr, decay=settings.lr_decay)
-    best_lb, best_tol = lb.clone(), tol.clone()
-    for _ in range(settings.alpha_iters):
+    for p, s in (signs or {}).items():
+        s = s.to(x_lo.dtype)
+        if bool((s != 0).any()):
+            sgn[p] = s.unsqueeze(1)
+            betas[p] = torch.zeros(B, K, *s.shape[1:], dtype=x_lo.dtype, device=x_lo.device, requires_grad=True)
+    opt = Adam(list(alphas.values()) + list(betas.values()), lr=lr, decay=decay)
+    for _ in range(iters):
+        if deadline is not None and deadline.expired():
+            break
         with torch.enable_grad():
             info: dict = {}
-            cur, Ax, bias = backward_lower(graph, graph.output_name, A0, x_lo, x_hi, pre, alphas, return_linear=True,
-                                           out=info)
-            loss = -(cur - d.to(cur.dtype)).sum()
+            extra = {p: -betas[p] * sgn[p] for p in betas} if betas else None
+            cur, Ax2, bias = backward_lower(graph, graph.output_name, A0, x_lo, x_hi, pre, alphas, return_linear=True,
+                                            extra=extra, out=info)
             opt.zero_grad()
-            loss.backward()
+            (-cur.sum()).backward()
         with torch.no_grad():
-            lb64, tol64 = _concretize64(Ax.detach(), bias.detach(), x_lo, x_hi, d, x_lo.dtype,
-                                        info["bias_abs"].detach())
-            better = (lb64 - tol64) > (best_lb - best_tol)
-            best_lb = torch.where(better, lb64, best_lb)
-            best_tol = torch.where(better, tol64, best_tol)
-            if _all_groups_proven(best_lb > best_tol, groups):
+            lb2, tol2 = concretize_lower(Ax2.detach(), bias.detach(), x_lo, x_hi, d, x_lo.dtype,
+                                         info["bias_abs"].detach())
+            better = (lb2 - tol2) > (lb - tol)
+            lb, tol = torch.where(better, lb2, lb), torch.where(better, tol2, tol)
+            if Ax is not None:
+                Ax = torch.where(better.unsqueeze(-1), Ax2.detach(), Ax)
+            if stop is not None and stop(lb, tol):
                 break
             opt.step()
             for a in alphas.values():
                 a.clamp_(0.0, 1.0)
-    return best_lb, best_tol
+            for b in betas.values():
+                b.clamp_(min=0.0)
+    return lb, tol, Ax
