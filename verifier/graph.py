@@ -74,10 +74,17 @@ class Graph:
         return [n for n in self.nodes if not n.op.affine]
 
     def to(self, device=None, dtype=None) -> "Graph":
+        """The graph on ``device`` in ``dtype``; converted copies are made once and kept."""
         device = torch.device(device) if device is not None else self.device
         dtype = dtype or self.dtype
-        nodes = [replace(n, op=n.op.to(device, dtype)) for n in self.nodes]
-        return Graph(self.input_name, self.input_shape, nodes, self.output_name, self.source, dtype, device)
+        if device == self.device and dtype == self.dtype:
+            return self
+        cache = self.__dict__.setdefault("_converted", {})
+        key = (str(device), dtype)
+        if key not in cache:
+            nodes = [replace(n, op=n.op.to(device, dtype)) for n in self.nodes]
+            cache[key] = Graph(self.input_name, self.input_shape, nodes, self.output_name, self.source, dtype, device)
+        return cache[key]
 
     def as_input(self, x) -> torch.Tensor:
         """Convert flat (B, n_inputs) or shaped input to a (B, *input_shape) tensor on the graph's device."""
