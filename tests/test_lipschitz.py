@@ -229,8 +229,6 @@ def test_fast_path_unsat_when_covered_and_silent_when_not(nets, tmp_path):
     # the same through the method registry and a Problem loaded from files
     vnn = tmp_path / "rob.vnnlib"
     vnn.write_text(spec_text(g.n_inputs, g.n_outputs, x - eps_ok, x + eps_ok, t))
-    import verifier.lipschitz_fastpath  # noqa: F401  (registers the method)
-
     prob = Problem.load(path, vnn)
     out = get_method("lipschitz")(prob, VerifyOptions(), Deadline(30))
     assert out.verdict is Verdict.UNSAT

@@ -3,7 +3,7 @@
 A method is a callable ``fn(problem, options, deadline) -> Result``. The core
 registers ``attack``, ``ibp``, ``crown``, ``alpha-crown``; other packages
 register theirs on import (``backends`` adds ``milp``, ``lp``, ``dual``; the
-branch and bound adds ``bab`` and ``auto``).
+branch and bound adds ``bab`` and ``auto``; ``verifier.lipschitz_fastpath`` adds ``lipschitz``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Callable
 _METHODS: dict[str, Callable] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 # modules that register more methods when imported
-PLUGIN_MODULES = ("verifier.core_methods", "backends", "verifier.bab")
+PLUGIN_MODULES = ("verifier.core_methods", "backends", "verifier.bab", "verifier.lipschitz_fastpath")
 
 
 def register_method(name: str, fn: Callable, description: str = "") -> None:
