@@ -1,6 +1,5 @@
 """Compare input-splitting heuristics on a few ACAS Xu instances: boxes bounded and time."""
 import sys, time
-from dataclasses import replace
 import torch
 sys.path.insert(0, ".")
 from verifier.problem import Problem, Deadline

@@ -1,6 +1,5 @@
 """Probe ReLU-splitting settings on a few mnist_fc / oval21 instances: outcome, domains, time."""
 import sys, time
-from dataclasses import replace
 import torch
 sys.path.insert(0, ".")
 from verifier.problem import Problem, Deadline

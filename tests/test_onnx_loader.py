@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper
