@@ -45,7 +45,7 @@ def bound_spec(problem: Problem, settings: BoundSettings, deadline: Deadline | N
         C, d, groups = stacked_rows(spec, idx)
         x_lo = torch.tensor(lo).reshape(1, -1)
         x_hi = torch.tensor(hi).reshape(1, -1)
-        ob = objective_bounds(graph, C, d, x_lo, x_hi, settings, groups=groups)
+        ob = objective_bounds(graph, C, d, x_lo, x_hi, settings, groups=groups, deadline=deadline)
         pr = ob.proven()[0]
         for j, g in zip(idx, groups):
             proven[j] = bool(pr[g].any())

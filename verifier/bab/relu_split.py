@@ -99,7 +99,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     t = time.monotonic()
     C, d = rows.C, rows.d
     method = "alpha-crown" if settings.root_alpha else "crown"
-    ob = objective_bounds(graph, C, d, x_lo, x_hi, BoundSettings(method), groups=rows.groups)
+    ob = objective_bounds(graph, C, d, x_lo, x_hi, BoundSettings(method), groups=rows.groups, deadline=deadline)
     stats["root_bound"] = float(rows.group_best(ob.lower).min())
     stats["root_time"] = time.monotonic() - t
     grp_ok = rows.group_ok(ob.lower, ob.tol, torch.zeros(1, len(rows.groups), dtype=torch.bool, device=dev))
@@ -122,10 +122,12 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     it = 0
     first = True
     unresolved = False
+    last_batch = 0.0  # seconds the previous batch took: a batch that cannot finish in time is not started
     while PRI.numel() > 0:
-        if deadline.expired():
+        if deadline.expired() or deadline.left() < last_batch:
             stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel()
             return Outcome.OPEN, None
+        t_batch = time.monotonic()
         it += 1
         take = min(batch, PRI.numel())
         order = torch.argsort(PRI)
@@ -141,6 +143,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
                                                               settings.relu_alpha_iters, recompute and not first,
                                                               deadline)
         first = False
+        last_batch = time.monotonic() - t_batch
         stats["bound_calls"] = stats.get("bound_calls", 0) + 1
         stats["domains"] = stats.get("domains", 0) + take
         ok = rows.group_ok(lb, tol, done) | infeasible.unsqueeze(1)

@@ -24,6 +24,7 @@ from ..errors import UnsupportedError
 from ..graph import Graph
 from ..ops import ReLU
 from .optim import Adam
+from .alpha_intermediate import optimise_all_slopes
 from .crown import Bounds, backward_lower, intermediate_bounds, rel_tol
 
 METHODS = ("ibp", "crown", "alpha-crown")
@@ -35,6 +36,8 @@ class BoundSettings:
     alpha_iters: int = 30
     alpha_lr: float = 0.25
     lr_decay: float = 0.98
+    # alpha-CROWN also optimises the slopes of every intermediate layer's bounds (alpha_intermediate)
+    intermediate_alpha: bool = True
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -66,7 +69,8 @@ def concretize_lower(Ax, bias, x_lo, x_hi, d, dtype, bias_abs=None):
 
 def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch.Tensor, x_hi: torch.Tensor,
                      settings: BoundSettings = BoundSettings(), need_upper: bool = False,
-                     pre: Bounds | None = None, groups: list[list[int]] | None = None) -> ObjectiveBounds:
+                     pre: Bounds | None = None, groups: list[list[int]] | None = None,
+                     deadline=None) -> ObjectiveBounds:
     """Lower (and optionally upper) bounds of ``C y - d`` for each input box.
 
     C: (K, n_outputs); d: (K,); x_lo/x_hi: (B, n_inputs). ``groups`` lists the rows
@@ -98,7 +102,7 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
             ub, _ = concretize_lower(Ax2, bias2, x_lo, x_hi, -d, dt)  # upper bounds are reported, never trusted
             ub = -ub
     if settings.method == "alpha-crown" and graph.nonlinear_nodes():
-        lb, tol = _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings, groups)
+        lb, tol, pre = _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings, groups, deadline)
     return ObjectiveBounds(lb, tol, pre, ub)
 
 
@@ -108,18 +112,23 @@ def _all_groups_proven(proven: torch.Tensor, groups) -> bool:
     return all(bool(proven[:, g].any(1).all()) for g in groups)
 
 
-def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSettings, groups):
+def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSettings, groups, deadline=None):
     """alpha-CROWN: projected gradient ascent on the lower ReLU slopes, per row and box.
 
     Every alpha in [0, 1] gives a sound bound, so the best bound seen per row is kept:
-    the result is never looser than the CROWN bound it starts from.
+    the result is never looser than the CROWN bound it starts from. With
+    ``settings.intermediate_alpha`` the intermediate layers' slopes are optimised as well
+    (``alpha_intermediate.optimise_all_slopes``) and tighter intermediate bounds come back.
     """
-    if _all_groups_proven(lb > tol, groups):
-        return lb, tol
+    stop = lambda b, t: _all_groups_proven(b > t, groups)  # noqa: E731
+    if stop(lb, tol):
+        return lb, tol, pre
+    if settings.intermediate_alpha:
+        return optimise_all_slopes(graph, A0, d, x_lo, x_hi, pre, lb.clone(), tol.clone(), settings.alpha_iters,
+                                   lr=settings.alpha_lr, decay=settings.lr_decay, deadline=deadline, stop=stop)
     lb, tol, _ = optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb.clone(), tol.clone(), settings.alpha_iters,
-                                 lr=settings.alpha_lr, decay=settings.lr_decay,
-                                 stop=lambda b, t: _all_groups_proven(b > t, groups))
-    return lb, tol
+                                 lr=settings.alpha_lr, decay=settings.lr_decay, deadline=deadline, stop=stop)
+    return lb, tol, pre
 
 
 def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: float, decay: float = 1.0,

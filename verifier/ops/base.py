@@ -64,9 +64,14 @@ def sum_except_first(t: torch.Tensor) -> torch.Tensor:
 
 
 def vjp_linear(fn, A: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
-    """Coefficients on the input of the linear map ``fn`` (bias excluded): ``A o J``."""
+    """Coefficients on the input of the linear map ``fn`` (bias excluded): ``A o J``.
+
+    Differentiable in ``A`` when ``A`` is part of a graph (slope optimisation backpropagates
+    through the backward pass), hence ``create_graph``.
+    """
+    keep = torch.is_grad_enabled() and A.requires_grad
     x = torch.zeros((A.shape[0], *in_shape), dtype=A.dtype, device=A.device, requires_grad=True)
     with torch.enable_grad():
         y = fn(x)
-        (g,) = torch.autograd.grad(y, x, grad_outputs=A)
+        (g,) = torch.autograd.grad(y, x, grad_outputs=A, create_graph=keep)
     return g
