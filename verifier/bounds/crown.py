@@ -66,7 +66,7 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
             A_ins, c = node.op.backward(A.reshape(B * K, *node.shape), in_shapes)
             bias = bias + c.reshape(B, K)
             if track and offsets.get(node.name) is not None:
-                bias_abs = bias_abs + (A.abs() * offsets[node.name]).reshape(B, K, -1).sum(-1)
+                bias_abs = bias_abs + A.abs().reshape(B, K, -1) @ offsets[node.name].reshape(-1)
             for name, shp, Ai in zip(node.inputs, in_shapes, A_ins):
                 Ai = Ai.reshape(B, K, *shp)
                 As[name] = As[name] + Ai if name in As else Ai
@@ -77,13 +77,21 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
             lo, hi = pre[src]
             alpha = alphas.get(node.name) if alphas else None
             ls, lb_, us, ub_ = node.op.relax(lo.unsqueeze(1), hi.unsqueeze(1), alpha)
-            pos = A >= 0
-            Ai = A * torch.where(pos, ls, us)
-            # constant terms: lower line's where A >= 0, upper line's where A < 0
-            cterm = torch.where(pos, lb_, ub_) if lb_ is not None else torch.where(pos, 0.0, ub_)
-            bias = bias + (A * cterm).reshape(B, K, -1).sum(-1)
-            if track:
-                bias_abs = bias_abs + (A * cterm).abs().reshape(B, K, -1).sum(-1)
+            # lower line where A >= 0, upper line where A < 0 (slopes and constant terms)
+            A_pos = A.clamp(min=0)
+            A_neg = A - A_pos
+            Ai = torch.addcmul(A_pos * ls, A_neg, us)
+            An = A_neg.reshape(B, K, -1)
+            c = _row_dot(An, ub_, B)
+            if lb_ is not None:
+                Ap = A_pos.reshape(B, K, -1)
+                c_low = _row_dot(Ap, lb_, B)
+                c = c + c_low
+            bias = bias + c
+            if track:  # sum of |A_j * constant_j|
+                bias_abs = bias_abs - _row_dot(An, ub_.abs(), B)
+                if lb_ is not None:
+                    bias_abs = bias_abs + _row_dot(Ap, lb_.abs(), B)
             As[src] = As[src] + Ai if src in As else Ai
     Ax = As.get(graph.input_name)
     if Ax is None:  # start does not depend on the input
@@ -95,6 +103,16 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
     if return_linear:
         return lb, Ax, bias
     return lb
+
+
+def _row_dot(A: torch.Tensor, v: torch.Tensor, B: int) -> torch.Tensor:
+    """``(A * v).sum`` over the neuron axes as a batched matrix product: A (B, K, n), v broadcastable
+    to (B, 1, *shape) -> (B, K)."""
+    n = A.shape[-1]
+    v = v.expand(v.shape[0], 1, *v.shape[2:]).reshape(v.shape[0], n, 1)
+    if v.shape[0] != B:
+        v = v.expand(B, n, 1)
+    return torch.bmm(A, v).squeeze(-1)
 
 
 REL_TOL = {torch.float64: 1e-12, torch.float32: 2e-5, torch.float16: 2e-2, torch.bfloat16: 2e-2}

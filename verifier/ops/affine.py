@@ -38,8 +38,8 @@ class Linear(Op):
         A_in = A @ self.weight.T
         if self.bias is None:
             c = torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
-        else:
-            c = sum_except_first(A * self.bias)
+        else:  # sum of A * bias over the node's axes, as one matrix-vector product
+            c = A.reshape(A.shape[0], -1) @ self.bias.expand(A.shape[1:]).reshape(-1)
         return [A_in], c
 
     def linear_forward(self, fl):
