@@ -126,6 +126,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     while PRI.numel() > 0:
         if deadline.expired() or deadline.left() < last_batch:
             stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel()
+            stats["out_of_time"] = True
             return Outcome.OPEN, None
         t_batch = time.monotonic()
         it += 1

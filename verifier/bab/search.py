@@ -71,12 +71,12 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, settin
             return Result(Verdict.SAT, f"{name}:{strategy}-split", counterexample=cex, timings=timings, stats=stats)
         if outcome == Outcome.OPEN:
             all_proven = False
-            if deadline.expired():
+            if deadline.expired() or stats.get("out_of_time"):
                 break
     timings["search"] = time.monotonic() - t
     if all_proven:
         return Result(Verdict.UNSAT, f"{name}:{strategy}-split", timings=timings, stats=stats)
-    verdict = Verdict.TIMEOUT if deadline.expired() else Verdict.UNKNOWN
+    verdict = Verdict.TIMEOUT if deadline.expired() or stats.get("out_of_time") else Verdict.UNKNOWN
     return Result(verdict, f"{name}:{strategy}-split", timings=timings, stats=stats)
 
 
