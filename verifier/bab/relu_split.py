@@ -34,13 +34,15 @@ MEMORY_BUDGET_BYTES = 4 * 2**30
 
 
 def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_iters: int, recompute: bool,
-                   deadline: Deadline | None = None):
+                   deadline: Deadline | None = None, init_alphas: dict | None = None):
     """Bound a batch of domains.
 
     PRE holds each domain's known bounds of every pre-activation node (the parent's bounds with
     the split clamps applied); with ``recompute`` CROWN re-derives every layer from them (tighter,
     costlier), otherwise they are used as they are and only the objective is re-bounded.
-    Returns lb (B, K), tol, pre bounds, per-ReLU objective coefficients, infeasible (B,).
+    ``init_alphas`` warm-starts the slopes (the root's optimised ones).
+    Returns lb (B, K), tol, pre bounds, per-ReLU objective coefficients, infeasible (B,), and the
+    best slopes found per row (node -> (B, K, *shape); empty when no step improved on CROWN).
     """
     B = next(iter(PRE.values()))[0].shape[0]
     lo, hi = x_lo.expand(B, -1), x_hi.expand(B, -1)
@@ -59,11 +61,12 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True, record=record,
                                  out=info)
     lb, tol = concretize_lower(Ax, bias, lo, hi, rows.d, graph.dtype, info["bias_abs"])
+    alphas: dict = {}
     if alpha_iters > 0:
         # alpha and beta-CROWN multipliers of the split constraints (see optimise_slopes)
         lb, tol, _ = optimise_slopes(graph, A0, rows.d, lo, hi, pre, lb, tol, alpha_iters, lr=0.3, decay=0.95,
-                                     signs=SGN, deadline=deadline)
-    return lb, tol, pre, record, infeasible
+                                     signs=SGN, deadline=deadline, init_alphas=init_alphas, best_alphas=alphas)
+    return lb, tol, pre, record, infeasible, alphas
 
 
 def _scores(graph, pre, record, lb, rows: _Rows, grp_ok):
@@ -85,6 +88,47 @@ def _scores(graph, pre, record, lb, rows: _Rows, grp_ok):
         parts.append(s)
         layout.append((p, s.shape[1]))
     return torch.cat(parts, 1), layout
+
+
+def _split_bounds(graph, pre, layout, dom, flat, active):
+    """Copies of the domains ``dom`` (M,) of ``pre`` with neuron ``flat`` (M,) (index into the concatenated
+    pre-activation nodes of ``layout``) clamped to ``z >= 0`` where ``active`` else ``z <= 0``."""
+    M = dom.numel()
+    out, offset = {}, 0
+    for p, size in layout:
+        shape = graph.shape_of(p)
+        lo_p, hi_p = (t.reshape(t.shape[0], -1)[dom].clone() for t in pre[p])
+        r = torch.nonzero((flat >= offset) & (flat < offset + size)).flatten()
+        j, a = flat[r] - offset, active[r]
+        lo_p[r[a], j[a]] = 0.0
+        hi_p[r[~a], j[~a]] = 0.0
+        out[p] = (lo_p.reshape(M, *shape), hi_p.reshape(M, *shape))
+        offset += size
+    return out
+
+
+def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: int, grp_ok):
+    """Filtered smart branching: of each domain's ``k`` best-scored neurons, the one whose worse child
+    has the best bound, estimated by one backward pass per child with the domain's bounds and slopes.
+
+    Only the choice of the neuron depends on it; every child is bounded afterwards as usual.
+    """
+    B = scores.shape[0]
+    k = min(k, scores.shape[1])
+    top = scores.topk(k, dim=1)
+    dev = scores.device
+    dom = torch.arange(B, device=dev).repeat_interleave(2 * k)
+    flat = top.indices.repeat_interleave(2, dim=1).reshape(-1)
+    active = torch.tensor([True, False], device=dev).repeat(B * k)
+    pre_c = _split_bounds(graph, pre, layout, dom, flat, active)
+    M, K = dom.numel(), rows.C.shape[0]
+    A0 = rows.C.reshape(1, K, *graph.output_shape).expand(M, K, *graph.output_shape)
+    al = {n: a[dom] for n, a in alphas.items()} if alphas else None
+    lb = backward_lower(graph, graph.output_name, A0, x_lo.expand(M, -1), x_hi.expand(M, -1), pre_c, al)
+    gb = rows.group_best(lb.double() - rows.d.double()).masked_fill(grp_ok[dom], float("inf"))
+    worst = gb.min(1).values.reshape(B, k, 2).min(-1).values  # the worse child of each candidate
+    worst = torch.where(top.values >= 0, worst, torch.full_like(worst, -float("inf")))
+    return top.indices[torch.arange(B, device=dev), worst.argmax(1)]
 
 
 def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline,
@@ -113,10 +157,13 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     stats["domain_cap"] = cap
     inf = float("inf")
     root_pre = ob.pre
+    root_alphas = ob.alphas
     PRE = {p: (root_pre[p][0].clone(), root_pre[p][1].clone()) for p in pnodes}
     SGN = {p: torch.zeros((1, *graph.shape_of(p)), dtype=torch.int8, device=dev) for p in pnodes}
     DONE = grp_ok
     PRI = torch.full((1,), -inf, dtype=torch.float64, device=dev)  # smaller = worse = first
+    # the parent's bound per row (lb, tol): valid on every child, so a child is never bounded worse
+    PLB, PTOL = ob.lower.clone(), ob.tol.clone()
     batch = settings.relu_batch if recompute else 4 * settings.relu_batch
     last_log = time.monotonic()
     it = 0
@@ -138,11 +185,14 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         done = DONE[sel]
         PRE = {p: (PRE[p][0][rest], PRE[p][1][rest]) for p in pnodes}
         SGN = {p: SGN[p][rest] for p in pnodes}
-        DONE, PRI = DONE[rest], PRI[rest]
+        plb, ptol = PLB[sel], PTOL[sel]
+        DONE, PRI, PLB, PTOL = DONE[rest], PRI[rest], PLB[rest], PTOL[rest]
         with torch.no_grad():
-            lb, tol, pre, record, infeasible = _bound_domains(graph, rows, x_lo, x_hi, pre_in, sgn,
+            lb, tol, pre, record, infeasible, alphas = _bound_domains(graph, rows, x_lo, x_hi, pre_in, sgn,
                                                               settings.relu_alpha_iters, recompute and not first,
-                                                              deadline)
+                                                              deadline, root_alphas)
+            inherit = (plb - ptol) > (lb - tol)
+            lb, tol = torch.where(inherit, plb, lb), torch.where(inherit, ptol, tol)
         first = False
         last_batch = time.monotonic() - t_batch
         stats["bound_calls"] = stats.get("bound_calls", 0) + 1
@@ -152,9 +202,10 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         if not bool(open_.any()):
             continue
         o = torch.nonzero(open_).flatten()
-        lb, ok = lb[o], ok[o]
+        lb, tol, ok = lb[o], tol[o], ok[o]
         pre = {p: (pre[p][0][o], pre[p][1][o]) for p in pnodes}
         record = {k: v[o] for k, v in record.items()}
+        alphas = {k: v[o] for k, v in alphas.items()}
         sgn = {p: sgn[p][o] for p in pnodes}
         with torch.no_grad():
             scores, layout = _scores(graph, pre, record, lb, rows, ok)
@@ -175,10 +226,16 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
                     stats["unresolved_domains"] = stats.get("unresolved_domains", 0) + 1
             if not bool(keep.any()):
                 continue
-            lb, ok = lb[keep], ok[keep]
+            lb, tol, ok = lb[keep], tol[keep], ok[keep]
+            alphas = {k: v[keep] for k, v in alphas.items()}
             pre = {p: (pre[p][0][keep], pre[p][1][keep]) for p in pnodes}
             sgn = {p: sgn[p][keep] for p in pnodes}
         best_idx = best.indices[keep]
+        if settings.relu_fsb > 1:
+            with torch.no_grad():
+                best_idx = _fsb_choose(graph, rows, x_lo, x_hi, pre, alphas, scores[keep], layout, settings.relu_fsb,
+                                       ok)
+            stats["fsb_calls"] = stats.get("fsb_calls", 0) + 1
         # children: active (lower bound 0) and inactive (upper bound 0) copies
         n = best_idx.numel()
         offset = 0
@@ -201,6 +258,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         pri = rows.group_best(lb).masked_fill(ok, inf).min(1).values
         DONE = torch.cat([DONE, ok, ok])
         PRI = torch.cat([PRI, pri, pri])
+        PLB, PTOL = torch.cat([PLB, lb, lb]), torch.cat([PTOL, tol, tol])
         stats["max_domains"] = max(stats.get("max_domains", 0), PRI.numel())
         if PRI.numel() > cap:
             stats["memory_cap_hit"] = True

@@ -18,6 +18,7 @@ class BaBSettings:
     input_portfolio: tuple = (("smear-all", 3, False, 0.2), ("smear-all", 10, True, 0.35), ("smear", 3, False, 1.0))
     relu_batch: int = 64  # domains bounded per call in ReLU splitting
     relu_alpha_iters: int = 8  # alpha/beta-CROWN steps on the objective of each ReLU-split domain
+    relu_fsb: int = 4  # filtered smart branching: the best of this many top-scored neurons (1: the top score)
     relu_recompute: bool | None = None  # re-derive intermediate bounds per domain (None: when <= 2048 neurons)
     root_alpha: bool = True  # try alpha-CROWN once at the root before branching (ReLU splitting)
     attack_fraction: float = 0.1  # at most this share of the time for the first attack

@@ -97,22 +97,21 @@ class IntermediateSlopes:
 
 
 def optimise_all_slopes(graph: Graph, A0, d, x_lo, x_hi, pre: Bounds, lb, tol, iters: int, lr: float,
-                        decay: float = 1.0, deadline=None, stop=None):
+                        decay: float = 1.0, deadline=None, stop=None, best_alphas: dict | None = None):
     """Joint projected Adam on the objective's and every intermediate node's ReLU slopes.
 
     Starts from ``pre`` (sound bounds of every node) and the objective bound ``lb``/``tol`` on it.
     Returns (lb, tol, pre): the best bound per row, and the tightest intermediate bounds seen
-    (``pre`` refreshed by one interval walk from them).
+    (``pre`` refreshed by one interval walk from them). ``best_alphas``, when given, receives the
+    objective's slopes of each row's best bound.
     """
-    from .objective import concretize_lower  # local: objective imports this module
+    from .objective import concretize_lower, keep_best, start_alphas  # local: objective imports this module
 
     B, K = A0.shape[:2]
     inter = IntermediateSlopes(graph, x_lo, x_hi, pre)
     out_alphas = {}
     for node in graph.nonlinear_nodes():
-        l0, h0 = inter.start[node.inputs[0]]
-        out_alphas[node.name] = ReLU.default_alpha(l0, h0).unsqueeze(1).expand(B, K, *l0.shape[1:]).clone() \
-            .requires_grad_(True)
+        out_alphas[node.name] = start_alphas(node, inter.start, B, K).requires_grad_(True)
     opt = Adam(inter.parameters() + list(out_alphas.values()), lr=lr, decay=decay)
     best_pre = dict(inter.start)
     for _ in range(iters):
@@ -134,6 +133,7 @@ def optimise_all_slopes(graph: Graph, A0, d, x_lo, x_hi, pre: Bounds, lb, tol, i
                                          info["bias_abs"].detach())
             better = (lb2 - tol2) > (lb - tol)
             lb, tol = torch.where(better, lb2, lb), torch.where(better, tol2, tol)
+            keep_best(best_alphas, out_alphas, better)
             for p in best_pre:
                 bl, bh = best_pre[p]
                 best_pre[p] = (torch.maximum(bl, b[p][0].detach()), torch.minimum(bh, b[p][1].detach()))

@@ -147,6 +147,12 @@ def widen(lo, hi):
     return lo - t, hi + t
 
 
+def after_nonlinear(graph: Graph, name: str) -> bool:
+    """Whether some nonlinear node lies between the input and node ``name``."""
+    before = ancestors(graph, name)
+    return any(n.name in before for n in graph.nonlinear_nodes())
+
+
 def pre_activation_nodes(graph: Graph) -> list[str]:
     """Names of the nodes that feed a nonlinear operator, in topological order."""
     names: list[str] = []
@@ -196,7 +202,8 @@ def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, me
         if node.name in targets:
             if fixed and node.name in fixed:
                 lo, hi = torch.maximum(lo, fixed[node.name][0]), torch.minimum(hi, fixed[node.name][1])
-            if method != "ibp":
+            # an affine function of the input alone is bounded exactly by the interval pass
+            if method != "ibp" and after_nonlinear(graph, node.name):
                 lo, hi = crown_node_bounds(graph, node.name, x_lo, x_hi, b, lo, hi)
         b[node.name] = (lo, hi)
     return b

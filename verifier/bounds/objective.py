@@ -50,6 +50,8 @@ class ObjectiveBounds:
     tol: torch.Tensor  # (B, K) float64 rounding allowance
     pre: Bounds = field(repr=False)  # per-node bounds used (B, *shape)
     upper: torch.Tensor | None = None  # (B, K) float64 upper bounds of C y - d, when asked
+    # alpha-CROWN: the objective's best lower ReLU slopes per row, node -> (B, K, *shape); a warm start
+    alphas: dict | None = field(default=None, repr=False)
 
     def proven(self) -> torch.Tensor:
         """(B, K) bool: the row's lower bound is positive beyond rounding."""
@@ -101,9 +103,11 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
             _, Ax2, bias2 = backward_lower(graph, graph.output_name, -A0, x_lo, x_hi, pre, return_linear=True)
             ub, _ = concretize_lower(Ax2, bias2, x_lo, x_hi, -d, dt)  # upper bounds are reported, never trusted
             ub = -ub
+    alphas = None
     if settings.method == "alpha-crown" and graph.nonlinear_nodes():
-        lb, tol, pre = _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings, groups, deadline)
-    return ObjectiveBounds(lb, tol, pre, ub)
+        alphas = {}
+        lb, tol, pre = _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings, groups, deadline, alphas)
+    return ObjectiveBounds(lb, tol, pre, ub, alphas or None)
 
 
 def _all_groups_proven(proven: torch.Tensor, groups) -> bool:
@@ -112,7 +116,8 @@ def _all_groups_proven(proven: torch.Tensor, groups) -> bool:
     return all(bool(proven[:, g].any(1).all()) for g in groups)
 
 
-def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSettings, groups, deadline=None):
+def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSettings, groups, deadline=None,
+                    best_alphas=None):
     """alpha-CROWN: projected gradient ascent on the lower ReLU slopes, per row and box.
 
     Every alpha in [0, 1] gives a sound bound, so the best bound seen per row is kept:
@@ -125,14 +130,17 @@ def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSetti
         return lb, tol, pre
     if settings.intermediate_alpha:
         return optimise_all_slopes(graph, A0, d, x_lo, x_hi, pre, lb.clone(), tol.clone(), settings.alpha_iters,
-                                   lr=settings.alpha_lr, decay=settings.lr_decay, deadline=deadline, stop=stop)
+                                   lr=settings.alpha_lr, decay=settings.lr_decay, deadline=deadline, stop=stop,
+                                   best_alphas=best_alphas)
     lb, tol, _ = optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb.clone(), tol.clone(), settings.alpha_iters,
-                                 lr=settings.alpha_lr, decay=settings.lr_decay, deadline=deadline, stop=stop)
+                                 lr=settings.alpha_lr, decay=settings.lr_decay, deadline=deadline, stop=stop,
+                                 best_alphas=best_alphas)
     return lb, tol, pre
 
 
 def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: float, decay: float = 1.0,
-                    signs: dict | None = None, Ax=None, deadline=None, stop=None):
+                    signs: dict | None = None, Ax=None, deadline=None, stop=None, init_alphas: dict | None = None,
+                    best_alphas: dict | None = None):
     """Projected Adam on the lower ReLU slopes (alpha in [0, 1]) and, with ``signs``, on split multipliers.
 
     ``signs`` maps pre-activation nodes to split signs ``s_j`` (+1 for ``z_j >= 0``, -1 for
@@ -142,15 +150,16 @@ def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: floa
     Every alpha and beta give sound bounds, so the best bound per row is kept (starting from
     ``lb``, ``tol``); ``Ax``, when given, follows the best rows' input coefficients. Stops early
     at the deadline or when ``stop(best_lb, best_tol)`` holds. Returns (lb, tol, Ax).
+    ``init_alphas`` (node -> broadcastable to (B, K, *shape)) is the starting point instead of
+    CROWN's slopes (a warm start from a parent's optimum); ``best_alphas``, when given, receives
+    the slopes of each row's best bound.
     """
     B, K = A0.shape[:2]
     alphas, betas, sgn = {}, {}, {}
     for node in graph.nonlinear_nodes():
         if not isinstance(node.op, ReLU):
             raise UnsupportedError(f"alpha-CROWN supports ReLU only, not node '{node.onnx_node}' ({node.op.kind})")
-        lo, hi = pre[node.inputs[0]]
-        a = ReLU.default_alpha(lo, hi).unsqueeze(1).expand(B, K, *lo.shape[1:]).clone()
-        alphas[node.name] = a.requires_grad_(True)
+        alphas[node.name] = start_alphas(node, pre, B, K, init_alphas).requires_grad_(True)
     for p, s in (signs or {}).items():
         s = s.to(x_lo.dtype)
         if bool((s != 0).any()):
@@ -174,6 +183,7 @@ def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: floa
             lb, tol = torch.where(better, lb2, lb), torch.where(better, tol2, tol)
             if Ax is not None:
                 Ax = torch.where(better.unsqueeze(-1), Ax2.detach(), Ax)
+            keep_best(best_alphas, alphas, better)
             if stop is not None and stop(lb, tol):
                 break
             opt.step()
@@ -182,3 +192,21 @@ def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: floa
             for b in betas.values():
                 b.clamp_(min=0.0)
     return lb, tol, Ax
+
+
+def start_alphas(node, pre, B: int, K: int, init: dict | None = None) -> torch.Tensor:
+    """The starting lower slopes (B, K, *shape) of ReLU ``node``: ``init``'s, else CROWN's adaptive ones."""
+    lo, hi = pre[node.inputs[0]]
+    if init is not None and node.name in init:
+        a = init[node.name].to(lo.dtype)
+        return a.expand(B, K, *lo.shape[1:]).clone()
+    return ReLU.default_alpha(lo, hi).unsqueeze(1).expand(B, K, *lo.shape[1:]).clone()
+
+
+def keep_best(best: dict | None, alphas: dict, better: torch.Tensor):
+    """Copy into ``best`` the slopes of the rows whose bound just improved (``better``: (B, K))."""
+    if best is None:
+        return
+    for k, a in alphas.items():
+        m = better.reshape(*better.shape, *([1] * (a.dim() - 2)))
+        best[k] = torch.where(m, a.detach(), best[k]) if k in best else a.detach().clone()
