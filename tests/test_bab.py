@@ -26,7 +26,9 @@ from verifier.result import Verdict
 
 F64 = torch.float64
 OPTS = VerifyOptions(timeout=30)
-STRATEGIES = {"input": BaBSettings(), "relu": BaBSettings(input_split_max_dim=0)}
+STRATEGIES = {"input": BaBSettings(), "relu": BaBSettings(input_split_max_dim=0),
+              # ReLU splitting by the top score alone (no filtered smart branching), no warm start
+              "relu-basic": BaBSettings(input_split_max_dim=0, relu_fsb=1, root_alpha=False)}
 
 
 def make_case(tmp_path, seed, sizes=(2, 6, 6, 2), gap=0.05):
@@ -47,7 +49,7 @@ def problem_for(tmp_path, path, lo, hi, c, d, name):
     return Problem.load(path, spec_path)
 
 
-@pytest.mark.parametrize("strategy", ["input", "relu"])
+@pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bab_matches_exact_optimum(tmp_path, seed, strategy):
     path, lo, hi, c, best = make_case(tmp_path, seed)
@@ -57,7 +59,7 @@ def test_bab_matches_exact_optimum(tmp_path, seed, strategy):
     p = problem_for(tmp_path, path, lo, hi, c, best - margin, "unsafe_unreachable")
     r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
     assert r.verdict is Verdict.UNSAT, (seed, strategy, best, r.summary(), r.stats)
-    assert r.stats["strategy"] == strategy or r.method.endswith(":crown")
+    assert r.stats["strategy"] == strategy.split("-")[0] or r.method.endswith(":crown")
     # reachable: c.y <= best + margin holds near the minimiser
     p = problem_for(tmp_path, path, lo, hi, c, best + margin, "unsafe_reachable")
     r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
@@ -75,6 +77,7 @@ def test_relu_split_branches_and_beta_helps(tmp_path):
     assert r.verdict is Verdict.UNSAT, r.summary()
     if r.method.endswith("relu-split"):
         assert r.stats["domains"] >= 1 and r.stats["bound_calls"] >= 1
+        assert r.stats.get("fsb_calls", 0) >= 1  # the branching choices went through filtered smart branching
 
 
 def test_memory_cap_gives_unknown_not_a_crash(tmp_path):
