@@ -58,10 +58,12 @@ def disjunct_loss(y: torch.Tensor, C: torch.Tensor, d: torch.Tensor) -> torch.Te
 
 def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Deadline, reference=None,
                rounds: int | None = None, box: tuple[np.ndarray, np.ndarray] | None = None,
-               stats: dict | None = None) -> Counterexample | None:
+               stats: dict | None = None, starts: np.ndarray | None = None) -> Counterexample | None:
     """Return a validated counterexample or None when rounds or time run out.
 
     ``box`` optionally restricts the search to a sub-box (intersected with each region).
+    ``starts`` (P, n) optionally gives starting points (clipped into each region) that replace
+    random ones in the first round.
     ``reference`` is an ``OnnxReference``; without one nothing can be validated and
     no counterexample is returned.
     """
@@ -105,6 +107,10 @@ def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Dea
                 u[:, : R // 2] = torch.gather(us, 1, top.unsqueeze(-1).expand(-1, -1, lo.numel()))
             if rnd == 0:
                 u[:, -1] = 0.5  # the box centre
+                if starts is not None and len(starts):
+                    s = torch.tensor(starts[: R - 1], dtype=dt, device=dev)
+                    su = ((s - lo) / torch.where(width > 0, width, torch.ones_like(width))).clamp(0, 1)
+                    u[:, : su.shape[0]] = su.unsqueeze(0).to(u.dtype)
             x = (lo + u * width).detach()
             for step in range(n_steps):
                 x.requires_grad_(True)

@@ -25,7 +25,7 @@ from ..bounds.objective import BoundSettings, concretize_lower, objective_bounds
 from ..options import AttackSettings
 from ..problem import Deadline, Problem
 from ..result import Counterexample
-from .input_split import Outcome, _Rows
+from .input_split import Outcome, _Rows, _falsify
 from .settings import BaBSettings
 
 log = logging.getLogger("verifier.bab")
@@ -41,8 +41,9 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     the split clamps applied); with ``recompute`` CROWN re-derives every layer from them (tighter,
     costlier), otherwise they are used as they are and only the objective is re-bounded.
     ``init_alphas`` warm-starts the slopes (the root's optimised ones).
-    Returns lb (B, K), tol, pre bounds, per-ReLU objective coefficients, infeasible (B,), and the
-    best slopes found per row (node -> (B, K, *shape); empty when no step improved on CROWN).
+    Returns lb (B, K), tol, pre bounds, per-ReLU objective coefficients, infeasible (B,), the
+    best slopes found per row (node -> (B, K, *shape); empty when no step improved on CROWN), and
+    the input coefficients of each row's best linear bound (B, K, n).
     """
     B = next(iter(PRE.values()))[0].shape[0]
     lo, hi = x_lo.expand(B, -1), x_hi.expand(B, -1)
@@ -64,9 +65,9 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     alphas: dict = {}
     if alpha_iters > 0:
         # alpha and beta-CROWN multipliers of the split constraints (see optimise_slopes)
-        lb, tol, _ = optimise_slopes(graph, A0, rows.d, lo, hi, pre, lb, tol, alpha_iters, lr=0.3, decay=0.95,
-                                     signs=SGN, deadline=deadline, init_alphas=init_alphas, best_alphas=alphas)
-    return lb, tol, pre, record, infeasible, alphas
+        lb, tol, Ax = optimise_slopes(graph, A0, rows.d, lo, hi, pre, lb, tol, alpha_iters, lr=0.3, decay=0.95,
+                                      signs=SGN, deadline=deadline, init_alphas=init_alphas, best_alphas=alphas, Ax=Ax)
+    return lb, tol, pre, record, infeasible, alphas, Ax
 
 
 def _scores(graph, pre, record, lb, rows: _Rows, grp_ok):
@@ -188,7 +189,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         plb, ptol = PLB[sel], PTOL[sel]
         DONE, PRI, PLB, PTOL = DONE[rest], PRI[rest], PLB[rest], PTOL[rest]
         with torch.no_grad():
-            lb, tol, pre, record, infeasible, alphas = _bound_domains(graph, rows, x_lo, x_hi, pre_in, sgn,
+            lb, tol, pre, record, infeasible, alphas, Ax = _bound_domains(graph, rows, x_lo, x_hi, pre_in, sgn,
                                                               settings.relu_alpha_iters, recompute and not first,
                                                               deadline, root_alphas)
             inherit = (plb - ptol) > (lb - tol)
@@ -206,6 +207,11 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         pre = {p: (pre[p][0][o], pre[p][1][o]) for p in pnodes}
         record = {k: v[o] for k, v in record.items()}
         alphas = {k: v[o] for k, v in alphas.items()}
+        Ax = Ax[o]
+        with torch.no_grad():  # the input that minimises each open row's linear bound, and the box centre
+            cex = _falsify(problem, rows, x_lo.expand(o.numel(), -1), x_hi.expand(o.numel(), -1), Ax, ok)
+        if cex is not None:
+            return Outcome.FALSIFIED, cex
         sgn = {p: sgn[p][o] for p in pnodes}
         with torch.no_grad():
             scores, layout = _scores(graph, pre, record, lb, rows, ok)
@@ -266,8 +272,11 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel()
             return Outcome.OPEN, None
         if settings.attack_every and it % settings.attack_every == 0:
+            # PGD started from the worst domains' bound-minimising vertices (and random points)
+            starts = torch.where(Ax[:8] > 0, x_lo.unsqueeze(1), x_hi.unsqueeze(1)).reshape(-1, x_lo.shape[1])
             cex = pgd_attack(graph, spec, AttackSettings(restarts=32, steps=50, seed=it),
-                             Deadline(min(2.0, deadline.left())), problem.reference, rounds=3)
+                             Deadline(min(2.0, deadline.left())), problem.reference, rounds=3,
+                             starts=starts.double().cpu().numpy())
             if cex is not None:
                 return Outcome.FALSIFIED, cex
         if time.monotonic() - last_log > settings.log_every:
