@@ -158,13 +158,19 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     stats["domain_cap"] = cap
     inf = float("inf")
     root_pre = ob.pre
-    root_alphas = ob.alphas
+    # disjuncts proven at the root stay proven on every domain: the search bounds the others' rows only
+    open_g = [g for g in range(len(rows.groups)) if not bool(grp_ok[0, g])]
+    keep_rows = [r for g in open_g for r in rows.groups[g]]
+    rows = _Rows(spec, [rows.idx[g] for g in open_g], dev, dt)
+    kr = torch.tensor(keep_rows, device=dev)
+    root_alphas = {k: v[:, kr] for k, v in ob.alphas.items()} if ob.alphas else None
+    stats["search_rows"] = len(keep_rows)
     PRE = {p: (root_pre[p][0].clone(), root_pre[p][1].clone()) for p in pnodes}
     SGN = {p: torch.zeros((1, *graph.shape_of(p)), dtype=torch.int8, device=dev) for p in pnodes}
-    DONE = grp_ok
+    DONE = torch.zeros(1, len(open_g), dtype=torch.bool, device=dev)
     PRI = torch.full((1,), -inf, dtype=torch.float64, device=dev)  # smaller = worse = first
     # the parent's bound per row (lb, tol): valid on every child, so a child is never bounded worse
-    PLB, PTOL = ob.lower.clone(), ob.tol.clone()
+    PLB, PTOL = ob.lower[:, kr].clone(), ob.tol[:, kr].clone()
     batch = settings.relu_batch if recompute else 4 * settings.relu_batch
     last_log = time.monotonic()
     it = 0

@@ -98,13 +98,36 @@ class Conv(Op):
         return c - r, c + r
 
     def backward(self, A, in_shapes):
-        A_in = vjp_linear(lambda x: self._conv(x, None), A, in_shapes[0])
+        A_in = self.transpose(A, in_shapes[0])
         if self.bias is None:
             c = torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
         else:
             shape = [1] * (A.dim() - self.nd - 1) + [-1] + [1] * self.nd
             c = sum_except_first(A * self.bias.reshape(shape))
         return [A_in], c
+
+    def transpose(self, A, in_shape):
+        """``A o J`` of the convolution (bias excluded) by one transposed convolution: coefficients on
+        the padded input, cropped to the input. Differentiable in ``A`` like any torch op."""
+        nd = self.nd
+        lead = A.shape[: A.dim() - nd - 1]
+        A2 = A.reshape(-1, *A.shape[A.dim() - nd - 1:])
+        in_sp = in_shape[-nd:]
+        begin, end = self.fpad[::2][::-1], self.fpad[1::2][::-1]  # per spatial dim, first to last
+        k = self.weight.shape[2:]
+        out_pad = []
+        for i in range(nd):
+            padded = in_sp[i] + begin[i] + end[i]
+            reach = (A2.shape[2 + i] - 1) * self.strides[i] + self.dilations[i] * (k[i] - 1) + 1
+            out_pad.append(padded - reach)
+        fn = F.conv_transpose2d if nd == 2 else F.conv_transpose1d
+        if all(0 <= op < max(s, d) for op, s, d in zip(out_pad, self.strides, self.dilations)):
+            g = fn(A2, self.weight, None, self.strides, 0, tuple(out_pad), self.group, self.dilations)
+        else:  # output padding out of range for conv_transpose: fall back to the vector-Jacobian product
+            return vjp_linear(lambda x: self._conv(x, None), A, in_shape)
+        idx = [slice(None), slice(None)] + [slice(begin[i], begin[i] + in_sp[i]) for i in range(nd)]
+        g = g[tuple(idx)]
+        return g.reshape(*lead, *g.shape[1:])
 
     def linear_forward(self, fl):
         (Lw, Lb), (Uw, Ub) = fl
