@@ -503,3 +503,29 @@ def test_bound_settings_validated_and_frozen():
     with pytest.raises(Exception):
         s.method = "ibp"  # frozen
     assert set(METHODS) == {"ibp", "crown", "alpha-crown"}
+
+
+def test_conv_backward_matches_vector_jacobian_product():
+    """Conv.backward's transposed convolution equals autograd's vector-Jacobian product, for strides,
+    dilations, groups and asymmetric padding (the output padding and the crop are computed by hand)."""
+    import itertools
+
+    from verifier.ops.affine import Conv
+    from verifier.ops.base import vjp_linear
+
+    gen = torch.Generator().manual_seed(0)
+    checked = 0
+    for (cin, cout, grp), k, s, dil, pads, H in itertools.product(
+            [(2, 4, 1), (4, 4, 2)], [1, 3, 4], [1, 2, 3], [1, 2], [(0, 0, 0, 0), (1, 1, 1, 1), (0, 1, 2, 0)], [7, 8]):
+        W = torch.randn(cout, cin // grp, k, k, dtype=F64, generator=gen)
+        conv = Conv(W, None, (s, s), pads, (dil, dil), grp)
+        try:
+            y = conv.forward(torch.zeros(1, cin, H, H, dtype=F64))
+        except RuntimeError:  # kernel larger than the padded input
+            continue
+        A = torch.randn(3, *y.shape[1:], dtype=F64, generator=gen)
+        got = conv.backward(A, [(cin, H, H)])[0]
+        want = vjp_linear(lambda z: conv._conv(z, None), A, (cin, H, H))
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-12), (cin, cout, grp, k, s, dil, pads, H)
+        checked += 1
+    assert checked > 100
