@@ -1,9 +1,10 @@
 """Run a benchmark folder in-process with --method auto and print solved counts and times.
 
-Usage: python benchmarks/run_suite.py BENCH_DIR [--method auto] [--timeout-scale 1.0] [--limit N]
-       [--filter SUBSTR] [--csv OUT.csv]
+Usage: python benchmarks/run_suite.py BENCH_DIR [BENCH_DIR ...] [--method auto] [--timeout-scale 1.0]
+       [--limit N] [--filter SUBSTR] [--csv OUT.csv]
 Compares every answer with BENCH_DIR/expected.csv (wrong = sat where unsat is expected or the
-reverse). This is how the figures of the branch-and-bound note are produced; `verify bench` is the
+reverse) and ends with a table per folder. The acceptance run of the branch and bound:
+    python benchmarks/run_suite.py ../shared/benchmarks/{test,acasxu,mnist_fc,oval21} This is how the figures of the branch-and-bound note are produced; `verify bench` is the
 isolated, parallel runner for whole suites.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from verifier.options import VerifyOptions  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bench")
+    ap.add_argument("bench", nargs="+", help="benchmark folders (each with instances.csv)")
     ap.add_argument("--method", default="auto")
     ap.add_argument("--timeout-scale", type=float, default=1.0)
     ap.add_argument("--limit", type=int, default=0)
@@ -34,7 +35,20 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    bench = Path(args.bench)
+    out = open(args.csv, "w", newline="") if args.csv else None
+    if out:
+        out.write("bench,onnx,vnnlib,verdict,expected,time_s,method\n")
+    table = [run_bench(Path(b), args, out) for b in args.bench]
+    if len(table) > 1:
+        print("\n| benchmark | solved | wrong | total time of solved | median |")
+        print("|---|---|---|---|---|")
+        for name, solved, n, wrong, times in table:
+            med = f"{statistics.median(times):.2f}s" if times else "-"
+            print(f"| {name} | {solved}/{n} | {wrong} | {sum(times):.1f}s | {med} |")
+
+
+def run_bench(bench: Path, args, out):
+    """Run one folder; print each instance and the folder's summary. Returns (name, solved, n, wrong, times)."""
     inst = bench / "instances.csv"
     if not inst.exists():
         inst = next(bench.glob("*instances.csv"))
@@ -46,9 +60,6 @@ def main():
     if args.limit:
         rows = rows[: args.limit]
     counts, wrong, times, by_net = Counter(), [], [], {}
-    out = open(args.csv, "w", newline="") if args.csv else None
-    if out:
-        out.write("onnx,vnnlib,verdict,expected,time_s,method\n")
     for onnx, spec, timeout in rows:
         t0 = time.monotonic()
         r = verify(bench / onnx, bench / spec, method=args.method, timeout=float(timeout) * args.timeout_scale,
@@ -67,16 +78,17 @@ def main():
         by_net[net] = (s + (v in ("sat", "unsat")), n + 1)
         print(f"{onnx},{spec},{v},{exp},{dt:.2f},{r.method}{'  WRONG' if bad else ''}", flush=True)
         if out:
-            out.write(f"{onnx},{spec},{v},{exp},{dt:.3f},{r.method}\n")
+            out.write(f"{bench.name},{onnx},{spec},{v},{exp},{dt:.3f},{r.method}\n")
             out.flush()
     solved = counts["sat"] + counts["unsat"]
-    print(f"\nsolved {solved}/{len(rows)}  ({dict(counts)})  wrong {len(wrong)}")
+    print(f"\n{bench.name}: solved {solved}/{len(rows)}  ({dict(counts)})  wrong {len(wrong)}")
     if times:
         print(f"time of solved: total {sum(times):.1f}s  median {statistics.median(times):.2f}s")
     for net, (s, n) in sorted(by_net.items()):
         print(f"  {net}: {s}/{n}")
     for w in wrong:
         print("WRONG:", *w)
+    return bench.name, solved, len(rows), len(wrong), times
 
 
 if __name__ == "__main__":
