@@ -28,7 +28,9 @@ F64 = torch.float64
 OPTS = VerifyOptions(timeout=30)
 STRATEGIES = {"input": BaBSettings(), "relu": BaBSettings(input_split_max_dim=0),
               # ReLU splitting by the top score alone (no filtered smart branching), no warm start
-              "relu-basic": BaBSettings(input_split_max_dim=0, relu_fsb=1, root_alpha=False)}
+              "relu-basic": BaBSettings(input_split_max_dim=0, relu_fsb=1, root_alpha=False),
+              # the MILP fallback: every domain with at most 100 unstable ReLUs goes to a small MILP
+              "relu-milp": BaBSettings(input_split_max_dim=0, relu_milp_max_unstable=100)}
 
 
 def make_case(tmp_path, seed, sizes=(2, 6, 6, 2), gap=0.05):
@@ -49,7 +51,7 @@ def problem_for(tmp_path, path, lo, hi, c, d, name):
     return Problem.load(path, spec_path)
 
 
-@pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic"])
+@pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic", "relu-milp"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bab_matches_exact_optimum(tmp_path, seed, strategy):
     path, lo, hi, c, best = make_case(tmp_path, seed)
@@ -60,6 +62,8 @@ def test_bab_matches_exact_optimum(tmp_path, seed, strategy):
     r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
     assert r.verdict is Verdict.UNSAT, (seed, strategy, best, r.summary(), r.stats)
     assert r.stats["strategy"] == strategy.split("-")[0] or r.method.endswith(":crown")
+    if strategy == "relu-milp" and r.method.endswith("relu-split"):
+        assert r.stats.get("milp_domains", 0) >= 1 and r.stats.get("domains", 0) <= 1, r.stats
     # reachable: c.y <= best + margin holds near the minimiser
     p = problem_for(tmp_path, path, lo, hi, c, best + margin, "unsafe_reachable")
     r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)

@@ -223,10 +223,24 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             scores, layout = _scores(graph, pre, record, lb, rows, ok)
         best = scores.max(1)
         keep = best.values >= 0
+        if settings.relu_milp_max_unstable > 0:
+            # domains with few unstable ReLUs left: one small MILP each decides them
+            n_unst = (scores >= 0).sum(1)
+            for b in torch.nonzero(keep & (n_unst <= settings.relu_milp_max_unstable)).flatten().tolist():
+                stats["milp_domains"] = stats.get("milp_domains", 0) + 1
+                verdict, cex = _solve_domain_milp(problem, rows, x_lo, x_hi,
+                                                  {p: (pre[p][0][b:b + 1], pre[p][1][b:b + 1]) for p in pnodes},
+                                                  ok[b], deadline)
+                if verdict == Outcome.FALSIFIED:
+                    return Outcome.FALSIFIED, cex
+                if verdict == Outcome.PROVEN:
+                    keep[b] = False  # closed; not split, not sent to the LP
+                    ok[b] = True
         if not bool(keep.all()):
+            lin = ~keep & ~ok.all(1)  # closed by the MILP: nothing left to decide
             # no unstable neuron left: the network is linear on the domain, so one LP over the
             # box and the split constraints decides it exactly (proven, or a counterexample)
-            for b in torch.nonzero(~keep).flatten().tolist():
+            for b in torch.nonzero(lin).flatten().tolist():
                 stats["lp_domains"] = stats.get("lp_domains", 0) + 1
                 verdict, cex = _solve_linear_domain(problem, rows, x_lo, x_hi,
                                                     {p: (pre[p][0][b:b + 1], pre[p][1][b:b + 1]) for p in pnodes},
@@ -290,6 +304,47 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             log.info("relu split: %d domains, %d bounded, worst bound %.4g, %.1fs left",
                      PRI.numel(), stats["domains"], float(PRI.min()) if PRI.numel() else 0.0, deadline.left())
     return (Outcome.OPEN if unresolved else Outcome.PROVEN), None
+
+
+def _solve_domain_milp(problem, rows: _Rows, x_lo, x_hi, pre, grp_ok, deadline: Deadline):
+    """Decide a domain with few unstable ReLUs by one big-M MILP per open disjunct (HiGHS).
+
+    ``pre`` holds the domain's bounds with its splits applied (a split neuron is stable in them),
+    so only the unstable neurons get binaries. Returns PROVEN (every open disjunct's MILP bound
+    above the solver's tolerance), FALSIFIED with a validated counterexample, or OPEN (time, or a
+    point that does not validate: the search then splits the domain as usual). Like the MILP
+    backend, its unsat relies on the solver's feasibility tolerances.
+    """
+    from backends.base import SolveStatus, StopRule, make_solver
+    from backends.encoder import encode_network
+
+    from ..validate import validate_candidate
+
+    g64 = problem.graph.to(dtype=torch.float64)
+    pre64 = {p: (v[0].double(), v[1].double()) for p, v in pre.items()}
+    enc = encode_network(g64, pre64, x_lo.double().cpu().numpy(), x_hi.double().cpu().numpy(), "milp")
+    solver = make_solver("highs")
+    thr = max(1e-6, solver.tolerance())
+    for g in range(len(rows.groups)):
+        if bool(grp_ok[g]):
+            continue
+        j = rows.idx[g]
+        dj = problem.spec.disjuncts[j]
+        model = enc.with_objective(dj.C, dj.d)
+        if deadline.left() <= 0:
+            return Outcome.OPEN, None
+        out = solver.solve(model, deadline.left(), StopRule(bound_above=thr))
+        lower = out.bound if out.bound is not None else -float("inf")
+        if out.status == SolveStatus.OPTIMAL and out.bound is None and out.objective is not None:
+            lower = out.objective
+        if out.status == SolveStatus.INFEASIBLE or lower > thr:
+            continue
+        if out.x is not None and out.objective is not None and out.objective <= 0:
+            cex = validate_candidate(problem.reference, problem.spec, out.x[model.input_vars], disjuncts=[j])
+            if cex is not None:
+                return Outcome.FALSIFIED, cex
+        return Outcome.OPEN, None
+    return Outcome.PROVEN, None
 
 
 def _solve_linear_domain(problem, rows: _Rows, x_lo, x_hi, pre, sgn, grp_ok):

@@ -19,6 +19,8 @@ class BaBSettings:
     relu_batch: int = 64  # domains bounded per call in ReLU splitting
     relu_alpha_iters: int = 8  # alpha/beta-CROWN steps on the objective of each ReLU-split domain
     relu_fsb: int = 4  # filtered smart branching: the best of this many top-scored neurons (1: the top score)
+    relu_milp_max_unstable: int = 0  # MILP fallback: a domain with at most this many unstable ReLUs is solved
+    # by one small MILP (HiGHS) instead of being split further (0: off; domains with none use an exact LP)
     relu_recompute: bool | None = None  # re-derive intermediate bounds per domain (None: when <= 2048 neurons)
     root_alpha: bool = True  # try alpha-CROWN once at the root before branching (ReLU splitting)
     attack_fraction: float = 0.1  # at most this share of the time for the first attack
