@@ -34,12 +34,14 @@ MEMORY_BUDGET_BYTES = 4 * 2**30
 
 
 def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_iters: int, recompute: bool,
-                   deadline: Deadline | None = None, init_alphas: dict | None = None):
+                   deadline: Deadline | None = None, init_alphas: dict | None = None, crown_only=None):
     """Bound a batch of domains.
 
     PRE holds each domain's known bounds of every pre-activation node (the parent's bounds with
     the split clamps applied); with ``recompute`` CROWN re-derives every layer from them (tighter,
-    costlier), otherwise they are used as they are and only the objective is re-bounded.
+    costlier; ``crown_only`` limits it to those nodes: the ones after the earliest new split, since
+    CROWN on the others would give the parent's bounds again), otherwise they are used as they are
+    and only the objective is re-bounded.
     ``init_alphas`` warm-starts the slopes (the root's optimised ones).
     Returns lb (B, K), tol, pre bounds, per-ReLU objective coefficients, infeasible (B,), the
     best slopes found per row (node -> (B, K, *shape); empty when no step improved on CROWN), and
@@ -48,7 +50,7 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     B = next(iter(PRE.values()))[0].shape[0]
     lo, hi = x_lo.expand(B, -1), x_hi.expand(B, -1)
     if recompute:
-        pre = intermediate_bounds(graph, lo, hi, "crown", fixed=PRE)
+        pre = intermediate_bounds(graph, lo, hi, "crown", fixed=PRE, crown_only=crown_only)
     else:
         pre = dict(PRE)
     infeasible = torch.zeros(B, dtype=torch.bool, device=lo.device)
@@ -171,6 +173,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     PRI = torch.full((1,), -inf, dtype=torch.float64, device=dev)  # smaller = worse = first
     # the parent's bound per row (lb, tol): valid on every child, so a child is never bounded worse
     PLB, PTOL = ob.lower[:, kr].clone(), ob.tol[:, kr].clone()
+    # the layer (index in pnodes) of the split that made each domain: layers up to it need no new CROWN
+    SPL = torch.full((1,), len(pnodes), dtype=torch.long, device=dev)
     batch = settings.relu_batch if recompute else 4 * settings.relu_batch
     last_log = time.monotonic()
     it = 0
@@ -193,11 +197,12 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         PRE = {p: (PRE[p][0][rest], PRE[p][1][rest]) for p in pnodes}
         SGN = {p: SGN[p][rest] for p in pnodes}
         plb, ptol = PLB[sel], PTOL[sel]
-        DONE, PRI, PLB, PTOL = DONE[rest], PRI[rest], PLB[rest], PTOL[rest]
+        after = int(SPL[sel].min())
+        DONE, PRI, PLB, PTOL, SPL = DONE[rest], PRI[rest], PLB[rest], PTOL[rest], SPL[rest]
         with torch.no_grad():
             lb, tol, pre, record, infeasible, alphas, Ax = _bound_domains(graph, rows, x_lo, x_hi, pre_in, sgn,
                                                               settings.relu_alpha_iters, recompute and not first,
-                                                              deadline, root_alphas)
+                                                              deadline, root_alphas, set(pnodes[after + 1:]))
             inherit = (plb - ptol) > (lb - tol)
             lb, tol = torch.where(inherit, plb, lb), torch.where(inherit, ptol, tol)
         first = False
@@ -265,11 +270,13 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         # children: active (lower bound 0) and inactive (upper bound 0) copies
         n = best_idx.numel()
         offset = 0
+        layer = torch.zeros(n, dtype=torch.long, device=dev)
         for p, size in layout:
             lo_p, hi_p = (t.reshape(n, -1) for t in pre[p])
             s_p = sgn[p].reshape(n, -1)
             r = torch.nonzero((best_idx >= offset) & (best_idx < offset + size)).flatten()
             j = best_idx[r] - offset
+            layer[r] = pnodes.index(p)
             lo_a, hi_a, lo_b, hi_b = lo_p.clone(), hi_p.clone(), lo_p.clone(), hi_p.clone()
             s_a, s_b = s_p.clone(), s_p.clone()
             lo_a[r, j] = 0.0  # active: z >= 0
@@ -285,6 +292,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         DONE = torch.cat([DONE, ok, ok])
         PRI = torch.cat([PRI, pri, pri])
         PLB, PTOL = torch.cat([PLB, lb, lb]), torch.cat([PTOL, tol, tol])
+        SPL = torch.cat([SPL, layer, layer])
         stats["max_domains"] = max(stats.get("max_domains", 0), PRI.numel())
         if PRI.numel() > cap:
             stats["memory_cap_hit"] = True

@@ -186,11 +186,12 @@ def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, 
 
 
 def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, method: str = "crown",
-                        fixed: Bounds | None = None) -> Bounds:
+                        fixed: Bounds | None = None, crown_only: set | None = None) -> Bounds:
     """Bounds of every node; pre-activation nodes refined by CROWN when ``method != 'ibp'``.
 
     ``fixed`` may give known bounds of some pre-activation nodes (intersected in;
-    used by branch and bound to impose ReLU splits).
+    used by branch and bound to impose ReLU splits). ``crown_only``, when given, limits the
+    CROWN refinement to those nodes (the others keep interval bounds intersected with ``fixed``).
     """
     B = x_lo.shape[0]
     b: Bounds = {graph.input_name: (x_lo.reshape(B, *graph.input_shape), x_hi.reshape(B, *graph.input_shape))}
@@ -203,7 +204,8 @@ def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, me
             if fixed and node.name in fixed:
                 lo, hi = torch.maximum(lo, fixed[node.name][0]), torch.minimum(hi, fixed[node.name][1])
             # an affine function of the input alone is bounded exactly by the interval pass
-            if method != "ibp" and after_nonlinear(graph, node.name):
+            if method != "ibp" and (crown_only is None or node.name in crown_only) and \
+                    after_nonlinear(graph, node.name):
                 lo, hi = crown_node_bounds(graph, node.name, x_lo, x_hi, b, lo, hi)
         b[node.name] = (lo, hi)
     return b
