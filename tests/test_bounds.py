@@ -529,3 +529,28 @@ def test_conv_backward_matches_vector_jacobian_product():
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-12), (cin, cout, grp, k, s, dil, pads, H)
         checked += 1
     assert checked > 100
+
+
+def test_crown_only_limits_the_refinement():
+    """``crown_only`` refines the named nodes only; every node's bounds still contain the samples."""
+    g32, g64, C, d, lo, hi, rng = zoo_problem("fc", 3, radius=0.8)
+    x_lo, x_hi = boxes(lo, hi)
+    pnodes = pre_activation_nodes(g64)
+    full = intermediate_bounds(g64, x_lo, x_hi, "crown")
+    ibp = intermediate_bounds(g64, x_lo, x_hi, "ibp")
+    none = intermediate_bounds(g64, x_lo, x_hi, "crown", crown_only=set())
+    last = intermediate_bounds(g64, x_lo, x_hi, "crown", crown_only={pnodes[-1]})
+    everything = intermediate_bounds(g64, x_lo, x_hi, "crown", crown_only=set(pnodes))
+    for p in pnodes:
+        assert torch.equal(none[p][0], ibp[p][0]) and torch.equal(none[p][1], ibp[p][1])
+        assert torch.equal(everything[p][0], full[p][0]) and torch.equal(everything[p][1], full[p][1])
+    # the last node alone refined: tighter than interval bounds, no tighter than full CROWN
+    width = lambda b, p: float((b[p][1] - b[p][0]).sum())  # noqa: E731
+    assert width(last, pnodes[-1]) < width(ibp, pnodes[-1])
+    assert width(last, pnodes[-1]) >= width(full, pnodes[-1]) - 1e-9
+    X = lo + rng.random((5000, lo.size)) * (hi - lo)
+    with torch.no_grad():
+        vals = g64.forward_all(torch.tensor(X))
+    for p in pnodes:
+        v = vals[p].reshape(len(X), -1)
+        assert torch.all(v >= last[p][0].reshape(1, -1) - 1e-9) and torch.all(v <= last[p][1].reshape(1, -1) + 1e-9)
