@@ -1,16 +1,26 @@
 """Branch and bound by splitting unstable ReLUs (for image-sized inputs).
 
 A domain is a set of split decisions ``z_j >= 0`` / ``z_j <= 0`` on pre-activation
-neurons, stored as per-node clamp tensors (``-inf`` / ``+inf`` where unsplit). A
-batch of domains is bounded at once: the clamps are intersected into the
-interval bounds of their node before CROWN refines every later layer, so a split
-neuron's relaxation becomes exact and every layer after it tightens. A domain
-whose bounds become empty (lower > upper for some neuron) holds no input and is
-closed. Branching picks, per domain, the unstable neuron with the largest
-``|A_j| * (-l_j u_j / (u_j - l_j))`` (the objective's coefficient on the neuron
-times the area of its relaxation; a BaBSR-style score). Domains are taken worst
-bound first; the stored domains are capped (``BaBSettings.max_domains`` and a
-memory budget) and the search reports ``open`` rather than grow past it.
+neurons, stored as per-node clamp tensors. The root is bounded by alpha-CROWN with
+every layer's slopes optimised; disjuncts proven there are dropped, and the search
+bounds the remaining rows only. A batch of domains is bounded at once: the clamps are
+intersected into the interval bounds of their node, CROWN refines the layers after the
+batch's earliest new split (nets of at most 2048 neurons; the earlier layers would give
+the parent's bounds again), and the objective gets a few alpha/beta-CROWN steps (beta:
+multipliers of the split constraints) warm-started from the root's optimal slopes. A
+child keeps its parent's bound where that is better (the parent's bound holds on the
+child). A domain whose bounds become empty (lower > upper for some neuron) holds no
+input and is closed; one with no unstable neuron left is decided by an exact LP, and,
+with ``BaBSettings.relu_milp_max_unstable``, one with few unstable neurons by a small MILP.
+
+Branching: the BaBSR-like score ``|A_j| * (-l_j u_j / (u_j - l_j))`` (the objective's
+coefficient on the neuron times the area of its relaxation) picks ``relu_fsb``
+candidates, and a one-pass bound of both children of each (filtered smart branching)
+picks the neuron. Every open domain's bound-minimising input is evaluated as a
+counterexample, and seeds the periodic PGD. Domains are taken worst bound first; the
+stored domains are capped (``BaBSettings.max_domains`` and a memory budget) and the
+search reports ``open`` rather than grow past it; a batch that cannot finish before the
+deadline is not started.
 """
 from __future__ import annotations
 
