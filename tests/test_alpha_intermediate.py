@@ -110,3 +110,15 @@ def test_intermediate_slopes_cover_every_earlier_relu():
             assert sorted(inter.alphas[p]) == sorted(relus[:k])
             m = inter.rows[p].numel()
             assert all(a.shape[1] == 2 * m for a in inter.alphas[p].values())
+
+
+def test_slope_count_matches_what_is_allocated():
+    """The size guard counts exactly the slopes IntermediateSlopes allocates (so the guard is meaningful)."""
+    from verifier.bounds.alpha_intermediate import intermediate_slope_count
+
+    for kind in ("fc", "conv", "residual"):
+        g, x_lo, x_hi, C, _ = problem(kind, 2, radius=0.8)
+        pre = intermediate_bounds(g, x_lo, x_hi, "crown")
+        inter = IntermediateSlopes(g, x_lo, x_hi, pre)
+        allocated = sum(a.numel() for a in inter.parameters())
+        assert allocated > 0 and intermediate_slope_count(g, pre) == allocated, kind

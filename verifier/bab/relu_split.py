@@ -252,7 +252,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
                     keep[b] = False  # closed; not split, not sent to the LP
                     ok[b] = True
         if not bool(keep.all()):
-            lin = ~keep & ~ok.all(1)  # closed by the MILP: nothing left to decide
+            lin = ~keep & ~ok.all(1)  # domains the MILP closed are skipped here
             # no unstable neuron left: the network is linear on the domain, so one LP over the
             # box and the split constraints decides it exactly (proven, or a counterexample)
             for b in torch.nonzero(lin).flatten().tolist():

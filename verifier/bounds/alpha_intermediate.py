@@ -37,6 +37,24 @@ def crown_rows(graph: Graph, name: str, rows: torch.Tensor, x_lo, x_hi, pre: Bou
     return lb[:, :m], -lb[:, m:]
 
 
+# slopes (one per bounded row and earlier ReLU neuron) beyond this many elements: the optimisation
+# (whose autograd graph holds tensors of the same size per layer) would use gigabytes
+MAX_SLOPES = 30_000_000
+
+
+def intermediate_slope_count(graph: Graph, start: Bounds) -> int:
+    """How many slopes ``IntermediateSlopes`` would allocate for the bounds ``start``."""
+    total, seen = 0, 0
+    for p in pre_activation_nodes(graph):
+        lo, hi = start[p]
+        B = lo.shape[0]
+        m = int(((lo < 0) & (hi > 0)).reshape(B, -1).any(0).sum())
+        total += B * 2 * m * seen
+        seen += sum(torch.Size(graph.shape_of(n.inputs[0])).numel() for n in graph.nonlinear_nodes()
+                    if n.inputs[0] == p)
+    return total
+
+
 class IntermediateSlopes:
     """The slopes of every pre-activation node's CROWN rows, and the walk that uses them."""
 

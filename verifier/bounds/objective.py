@@ -24,7 +24,7 @@ from ..errors import UnsupportedError
 from ..graph import Graph
 from ..ops import ReLU
 from .optim import Adam
-from .alpha_intermediate import optimise_all_slopes
+from .alpha_intermediate import MAX_SLOPES, intermediate_slope_count, optimise_all_slopes
 from .crown import Bounds, backward_lower, intermediate_bounds, rel_tol
 
 METHODS = ("ibp", "crown", "alpha-crown")
@@ -123,12 +123,13 @@ def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSetti
     Every alpha in [0, 1] gives a sound bound, so the best bound seen per row is kept:
     the result is never looser than the CROWN bound it starts from. With
     ``settings.intermediate_alpha`` the intermediate layers' slopes are optimised as well
-    (``alpha_intermediate.optimise_all_slopes``) and tighter intermediate bounds come back.
+    (``alpha_intermediate.optimise_all_slopes``) and tighter intermediate bounds come back, unless
+    the network is so large that their slopes would exceed ``MAX_SLOPES`` elements.
     """
     stop = lambda b, t: _all_groups_proven(b > t, groups)  # noqa: E731
     if stop(lb, tol):
         return lb, tol, pre
-    if settings.intermediate_alpha:
+    if settings.intermediate_alpha and intermediate_slope_count(graph, pre) <= MAX_SLOPES:
         return optimise_all_slopes(graph, A0, d, x_lo, x_hi, pre, lb.clone(), tol.clone(), settings.alpha_iters,
                                    lr=settings.alpha_lr, decay=settings.lr_decay, deadline=deadline, stop=stop,
                                    best_alphas=best_alphas)
