@@ -143,3 +143,38 @@ def test_auto_on_the_shipped_examples():
     for model, spec, want in cases:
         r = verify(root / model, root / spec, method="auto", timeout=60)
         assert str(r.verdict) == want, (model, r.summary())
+
+
+@pytest.mark.parametrize("seed,rel_margin", [(1, 0.003), (5, 0.008)])
+def test_relu_split_on_conv_net_matches_milp_optimum(tmp_path, seed, rel_margin):
+    """ReLU splitting on a convolutional network (alpha/beta gradients through transposed convolutions,
+    warm starts, filtered smart branching) against the exact optimum of an MILP (HiGHS)."""
+    pytest.importorskip("highspy", reason="the exact optimum comes from HiGHS")
+    from backends.base import SolveStatus, make_solver
+    from backends.encoder import encode_network
+    from conftest import make_conv
+    from verifier.bounds import intermediate_bounds
+
+    model = make_conv(seed, c=2, hw=8, n_out=4)
+    path = save(model, tmp_path / f"conv{seed}.onnx")
+    g64 = graph_from_onnx(model, dtype=F64)
+    rng = np.random.default_rng(seed)
+    centre = rng.uniform(-1, 1, g64.n_inputs)
+    lo, hi = centre - 0.12, centre + 0.12
+    c = np.zeros(4)
+    c[0], c[1] = 1.0, -1.0
+    xl, xh = torch.tensor(lo).reshape(1, -1), torch.tensor(hi).reshape(1, -1)
+    enc = encode_network(g64, intermediate_bounds(g64, xl, xh, "crown"), lo, hi, "milp")
+    out = make_solver("highs").solve(enc.with_objective(c.reshape(1, -1), np.zeros(1)), 30.0)
+    assert out.status == SolveStatus.OPTIMAL and enc.n_unstable > 0
+    best = out.objective
+    margin = rel_margin * (1 + abs(best))  # small enough that the root bound cannot prove it
+    settings = BaBSettings(input_split_max_dim=0)
+    p = problem_for(tmp_path, path, lo, hi, c, best - margin, "conv_unreachable")
+    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
+    assert r.verdict is Verdict.UNSAT, (seed, best, r.summary(), r.stats)
+    assert r.stats.get("domains", 0) >= 2, r.stats  # the search branched
+    p = problem_for(tmp_path, path, lo, hi, c, best + margin, "conv_reachable")
+    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
+    assert r.verdict is Verdict.SAT, (seed, best, r.summary())
+    assert c @ r.counterexample.y <= best + margin
