@@ -103,12 +103,17 @@ def _scores(graph, pre, record, lb, rows: _Rows, grp_ok):
     return torch.cat(parts, 1), layout
 
 
-def _split_bounds(graph, pre, layout, dom, flat, active):
+def _split_bounds(graph, pre, layout, dom, flat, active, sgn=None):
     """Copies of the domains ``dom`` (M,) of ``pre`` with neuron ``flat`` (M,) (index into the concatenated
-    pre-activation nodes of ``layout``) clamped to ``z >= 0`` where ``active`` else ``z <= 0``."""
+    pre-activation nodes of ``layout``) clamped to ``z >= 0`` where ``active`` else ``z <= 0``.
+
+    With ``sgn`` (the domains' split signs) also returns the copies' signs with the new split
+    recorded, and the position in ``layout`` of each copy's split node: (pre, sgn, layer).
+    """
     M = dom.numel()
-    out, offset = {}, 0
-    for p, size in layout:
+    out, out_sgn, offset = {}, {}, 0
+    layer = torch.zeros(M, dtype=torch.long, device=dom.device)
+    for k, (p, size) in enumerate(layout):
         shape = graph.shape_of(p)
         lo_p, hi_p = (t.reshape(t.shape[0], -1)[dom].clone() for t in pre[p])
         r = torch.nonzero((flat >= offset) & (flat < offset + size)).flatten()
@@ -116,8 +121,15 @@ def _split_bounds(graph, pre, layout, dom, flat, active):
         lo_p[r[a], j[a]] = 0.0
         hi_p[r[~a], j[~a]] = 0.0
         out[p] = (lo_p.reshape(M, *shape), hi_p.reshape(M, *shape))
+        layer[r] = k
+        if sgn is not None:
+            s_p = sgn[p].reshape(sgn[p].shape[0], -1)[dom].clone()
+            s_p[r, j] = torch.where(a, 1, -1).to(s_p.dtype)
+            out_sgn[p] = s_p.reshape(M, *shape)
         offset += size
-    return out
+    if sgn is None:
+        return out
+    return out, out_sgn, layer
 
 
 def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: int, grp_ok):
@@ -279,30 +291,18 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             stats["fsb_calls"] = stats.get("fsb_calls", 0) + 1
         # children: active (lower bound 0) and inactive (upper bound 0) copies
         n = best_idx.numel()
-        offset = 0
-        layer = torch.zeros(n, dtype=torch.long, device=dev)
-        for p, size in layout:
-            lo_p, hi_p = (t.reshape(n, -1) for t in pre[p])
-            s_p = sgn[p].reshape(n, -1)
-            r = torch.nonzero((best_idx >= offset) & (best_idx < offset + size)).flatten()
-            j = best_idx[r] - offset
-            layer[r] = pnodes.index(p)
-            lo_a, hi_a, lo_b, hi_b = lo_p.clone(), hi_p.clone(), lo_p.clone(), hi_p.clone()
-            s_a, s_b = s_p.clone(), s_p.clone()
-            lo_a[r, j] = 0.0  # active: z >= 0
-            s_a[r, j] = 1
-            hi_b[r, j] = 0.0  # inactive: z <= 0
-            s_b[r, j] = -1
-            shp = graph.shape_of(p)
-            PRE[p] = (torch.cat([PRE[p][0], lo_a.reshape(n, *shp), lo_b.reshape(n, *shp)]),
-                      torch.cat([PRE[p][1], hi_a.reshape(n, *shp), hi_b.reshape(n, *shp)]))
-            SGN[p] = torch.cat([SGN[p], s_a.reshape(n, *shp), s_b.reshape(n, *shp)])
-            offset += size
+        both = torch.arange(n, device=dev).repeat(2)
+        active = torch.arange(2 * n, device=dev) < n
+        ch_pre, ch_sgn, k_layer = _split_bounds(graph, pre, layout, both, best_idx.repeat(2), active, sgn)
+        for p in pnodes:
+            PRE[p] = (torch.cat([PRE[p][0], ch_pre[p][0]]), torch.cat([PRE[p][1], ch_pre[p][1]]))
+            SGN[p] = torch.cat([SGN[p], ch_sgn[p]])
+        layer = torch.tensor([pnodes.index(p) for p, _ in layout], device=dev)[k_layer]
         pri = rows.group_best(lb).masked_fill(ok, inf).min(1).values
         DONE = torch.cat([DONE, ok, ok])
         PRI = torch.cat([PRI, pri, pri])
         PLB, PTOL = torch.cat([PLB, lb, lb]), torch.cat([PTOL, tol, tol])
-        SPL = torch.cat([SPL, layer, layer])
+        SPL = torch.cat([SPL, layer])
         stats["max_domains"] = max(stats.get("max_domains", 0), PRI.numel())
         if PRI.numel() > cap:
             stats["memory_cap_hit"] = True

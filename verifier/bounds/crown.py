@@ -109,7 +109,7 @@ def _row_dot(A: torch.Tensor, v: torch.Tensor, B: int) -> torch.Tensor:
     """``(A * v).sum`` over the neuron axes as a batched matrix product: A (B, K, n), v broadcastable
     to (B, 1, *shape) -> (B, K)."""
     n = A.shape[-1]
-    v = v.expand(v.shape[0], 1, *v.shape[2:]).reshape(v.shape[0], n, 1)
+    v = v.reshape(v.shape[0], n, 1)
     if v.shape[0] != B:
         v = v.expand(B, n, 1)
     return torch.bmm(A, v).squeeze(-1)
