@@ -309,13 +309,16 @@ def test_milp_answers_the_test_benchmark():
         assert str(r.verdict) == exp, f"{onnx_rel} {vnn_rel}: {r.summary()}"
 
 
+def _first_disjunct(bench: str, onnx_rel: str, vnn_rel: str):
+    """The float64 graph of a benchmark instance and its spec's first disjunct."""
+    prob = Problem.load(BENCH / bench / onnx_rel, BENCH / bench / vnn_rel)
+    return prob.graph.to(dtype=torch.float64), prob.spec.disjuncts[0]
+
+
 @needs_bench
 def test_cross_check_test_benchmark_sat_network():
     """test_sat: exact MILP (HiGHS, Gurobi) >= LP >= CROWN / dual, <= sampled; the optimum is negative (sat)."""
-    folder = BENCH / "test"
-    prob = Problem.load(folder / "test_sat.onnx", folder / "test_prop.vnnlib")
-    g = prob.graph.to(dtype=torch.float64)
-    dj = prob.spec.disjuncts[0]
+    g, dj = _first_disjunct("test", "test_sat.onnx", "test_prop.vnnlib")
     v = _cross_check(g, dj.lo, dj.hi, dj.C, dj.d, solvers=("highs", "gurobi"))  # CBC: ~10 s here
     assert v["milp"] < 0 < v["milp"] + 0.01
 
@@ -325,10 +328,7 @@ def test_cross_check_test_benchmark_sat_network():
 def test_cross_check_test_benchmark_unsat_network_all_solvers():
     """test_unsat: the three solvers agree on the exact optimum (CBC's default cutoff increment once made it
     stop ~8e-6 above the optimum here), and it lies above the LP / CROWN / dual bounds."""
-    folder = BENCH / "test"
-    prob = Problem.load(folder / "test_unsat.onnx", folder / "test_prop.vnnlib")
-    g = prob.graph.to(dtype=torch.float64)
-    dj = prob.spec.disjuncts[0]
+    g, dj = _first_disjunct("test", "test_unsat.onnx", "test_prop.vnnlib")
     v = _cross_check(g, dj.lo, dj.hi, dj.C, dj.d, tol=1e-7)
     assert v["milp_cbc"] == pytest.approx(v["milp_highs"], abs=1e-7)
     assert v["milp"] > 0
@@ -337,10 +337,7 @@ def test_cross_check_test_benchmark_unsat_network_all_solvers():
 @needs_bench
 def test_cross_check_acasxu_sub_box():
     """ACAS Xu 1_1, property 4, on a sub-box around the centre: all orderings, and the three solvers agree."""
-    folder = BENCH / "acasxu"
-    prob = Problem.load(folder / "onnx/ACASXU_run2a_1_1_batch_2000.onnx", folder / "vnnlib/prop_4.vnnlib")
-    g = prob.graph.to(dtype=torch.float64)
-    dj = prob.spec.disjuncts[0]
+    g, dj = _first_disjunct("acasxu", "onnx/ACASXU_run2a_1_1_batch_2000.onnx", "vnnlib/prop_4.vnnlib")
     mid, rad = (dj.lo + dj.hi) / 2, (dj.hi - dj.lo) / 2
     lo, hi = mid - rad / 6, mid + rad / 6
     v = _cross_check(g, lo, hi, dj.C, dj.d)
