@@ -32,9 +32,10 @@ def main():
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--filter", default="")
     ap.add_argument("--csv", default="")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads per instance (0: every core)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     out = open(args.csv, "w", newline="") if args.csv else None
     if out:
         out.write("bench,onnx,vnnlib,verdict,expected,time_s,method\n")
@@ -63,7 +64,7 @@ def run_bench(bench: Path, args, out):
     for onnx, spec, timeout in rows:
         t0 = time.monotonic()
         r = verify(bench / onnx, bench / spec, method=args.method, timeout=float(timeout) * args.timeout_scale,
-                   options=VerifyOptions())
+                   options=VerifyOptions(threads=args.threads))
         dt = time.monotonic() - t0
         exp = expected.get((onnx, spec), "?")
         v = str(r.verdict)

@@ -52,9 +52,9 @@ def build_verify_parser() -> argparse.ArgumentParser:
     p.add_argument("--solver", default="highs", choices=["highs", "gurobi", "cbc"],
                    help="MILP/LP solver for --method milp/lp (default highs)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the attack")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for PyTorch (default 1: small networks run fastest single-threaded; "
-                        "raise it for large convolutional networks on an idle machine)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for PyTorch (default 0: every core, or OMP_NUM_THREADS when set; "
+                        "use 1 when several runs share the machine)")
     p.add_argument("-v", "--verbose", action="store_true", help="progress and statistics on stderr")
     p.add_argument("-q", "--quiet", action="store_true", help="only the verdict")
     return p

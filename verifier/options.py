@@ -27,4 +27,4 @@ class VerifyOptions:
     attack_first: bool = True  # run a short attack before bounding
     verbose: bool = False
     seed: int = 0
-    threads: int = 1  # torch CPU threads; 1 avoids the heavy oversubscription cost of small ops
+    threads: int = 0  # torch CPU threads; 0: torch's default (every physical core, or OMP_NUM_THREADS)

@@ -82,14 +82,16 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
             A_neg = A - A_pos
             Ai = torch.addcmul(A_pos * ls, A_neg, us)
             An = A_neg.reshape(B, K, -1)
-            c = _row_dot(An, ub_, B)
+            c_up = _row_dot(An, ub_, B)
+            c = c_up
             if lb_ is not None:
                 Ap = A_pos.reshape(B, K, -1)
                 c_low = _row_dot(Ap, lb_, B)
                 c = c + c_low
             bias = bias + c
             if track:  # sum of |A_j * constant_j|
-                bias_abs = bias_abs - _row_dot(An, ub_.abs(), B)
+                # A_neg <= 0: with constants >= 0 (ReLU's chord), the sum is -c_up itself
+                bias_abs = bias_abs - (c_up if node.op.upper_bias_nonneg else _row_dot(An, ub_.abs(), B))
                 if lb_ is not None:
                     bias_abs = bias_abs + _row_dot(Ap, lb_.abs(), B)
             As[src] = As[src] + Ai if src in As else Ai

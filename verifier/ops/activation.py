@@ -10,6 +10,7 @@ from .base import Op
 class ReLU(Op):
     kind = "Relu"
     affine = False
+    upper_bias_nonneg = True  # the chord's constant -l u / (u - l) >= 0
 
     def forward(self, x):
         return torch.relu(x)

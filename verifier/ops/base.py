@@ -23,6 +23,9 @@ class Op:
     kind: str = "op"
     affine: bool = True
     n_inputs: int = 1
+    # nonlinear ops: whether the upper line's constant ``b_u`` from ``relax`` is never negative
+    # (lets the CROWN pass reuse its constant sum as the rounding-allowance sum)
+    upper_bias_nonneg: bool = False
 
     # names of tensor attributes moved by ``to``
     _tensor_attrs: tuple[str, ...] = ()
