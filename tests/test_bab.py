@@ -178,3 +178,53 @@ def test_relu_split_on_conv_net_matches_milp_optimum(tmp_path, seed, rel_margin)
     r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
     assert r.verdict is Verdict.SAT, (seed, best, r.summary())
     assert c @ r.counterexample.y <= best + margin
+
+
+def test_input_branching_caps_the_aspect_ratio():
+    """The smear score alone would halve dimension 0 for ever (the bound barely depends on
+    dimension 1); once dimension 0 is 64 times narrower (relative to the region) than dimension 1,
+    the widest side is split instead."""
+    from types import SimpleNamespace
+
+    from verifier.bab.input_split import _branch_dim
+
+    rows = SimpleNamespace(member=torch.ones(1, 1, dtype=torch.bool), groups=[[0]])
+    Ax = torch.tensor([[[100.0, 0.001]], [[100.0, 0.001]]])  # (B=2, K=1, n=2)
+    lb = torch.full((2, 1), -1.0)
+    width = torch.tensor([[1 / 128, 1.0], [1 / 32, 1.0]])
+    root = torch.ones(1, 2)
+    open_ = torch.zeros(2, 1, dtype=torch.bool)
+    for mode in ("smear-all", "smear"):
+        capped = _branch_dim(BaBSettings(input_branching=mode), rows, lb, Ax, width, root, open_)
+        free = _branch_dim(BaBSettings(input_branching=mode, input_max_aspect=0), rows, lb, Ax, width, root, open_)
+        assert capped.tolist() == [1, 0] and free.tolist() == [0, 0], (mode, capped, free)
+
+
+def test_input_split_rechecks_in_float64_what_float32_rounding_keeps_open(tmp_path):
+    """Outputs offset by 1e4 that cancel in the objective: float32's rounding allowance on the
+    bound (2e-5 of the 2e4 of constant terms, about 0.4) is wider than the margin, so halving boxes
+    can never prove them in float32; the float64 re-check does. The reachable threshold must
+    still give a validated sat."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = make_fc(3, sizes=(2, 6, 6, 2))
+    bias_name = model.graph.node[-1].input[2]
+    for k, init in enumerate(model.graph.initializer):
+        if init.name == bias_name:
+            b = numpy_helper.to_array(init) + 1e4
+            model.graph.initializer[k].CopyFrom(numpy_helper.from_array(b.astype(np.float32), bias_name))
+    onnx.checker.check_model(model)
+    g64 = graph_from_onnx(model, dtype=F64)
+    lo, hi = -np.ones(2), np.ones(2)
+    c = np.array([1.0, -1.0])
+    best, _ = exact_min(activation_regions(relu_layers(g64), lo, hi), c, lo, hi)
+    path = save(model, tmp_path / "offset.onnx")
+    margin = 0.05
+    p = problem_for(tmp_path, path, lo, hi, c, best - margin, "offset_unreachable")
+    r = run_bab(p, OPTS, Deadline(30), STRATEGIES["input"], attack_first=False)
+    assert r.verdict is Verdict.UNSAT, (best, r.summary(), r.stats)
+    assert r.stats.get("float64_proved", 0) >= 1, r.stats
+    p = problem_for(tmp_path, path, lo, hi, c, best + margin, "offset_reachable")
+    r = run_bab(p, OPTS, Deadline(30), STRATEGIES["input"], attack_first=False)
+    assert r.verdict is Verdict.SAT and r.counterexample.validated, r.summary()

@@ -17,6 +17,15 @@ class Problem:
     model_path: str = ""
     spec_path: str = ""
     _reference: object = field(default=None, repr=False)
+    _graph64: Graph | None = field(default=None, repr=False)
+
+    def graph64(self) -> Graph:
+        """The graph in float64 (built on first use; the graph itself when already float64)."""
+        if self.graph.dtype == torch.float64:
+            return self.graph
+        if self._graph64 is None:
+            self._graph64 = self.graph.to(dtype=torch.float64)
+        return self._graph64
 
     @property
     def reference(self):

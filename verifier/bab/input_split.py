@@ -92,6 +92,29 @@ class _Rows:
         return lb.unsqueeze(-1).masked_fill(~self.member, -float("inf")).max(1).values
 
 
+def _recheck_float64(problem, rows: _Rows, lo, hi, lb, pre, done, grp_ok, settings: BaBSettings, stats: dict):
+    """Bound again in float64 the boxes that only float32's rounding allowance keeps open.
+
+    A box whose every open group has a positive best row bound, not above the allowance
+    (``rel_tol(float32)`` times the terms' magnitude), would otherwise be split until it cannot
+    be split further: halving does not shrink the allowance. float64's allowance is ~1e7 times
+    smaller. The float32 pre-activation bounds (rounding already allowed for) seed the pass.
+    """
+    near = ~grp_ok.all(1) & (grp_ok | (rows.group_best(lb) > 0)).all(1)
+    if not bool(near.any()):
+        return grp_ok
+    g64 = problem.graph64()
+    dt = torch.float64
+    parent = {k: (v[0][near].to(dt), v[1][near].to(dt)) for k, v in pre.items()}
+    lb64, tol64, _, _ = bound_boxes(g64, rows.C.to(dt), rows.d.to(dt), lo[near].to(dt), hi[near].to(dt),
+                                    alpha_iters=settings.input_alpha_iters, parent=parent)
+    ok = grp_ok.clone()
+    ok[near] = rows.group_ok(lb64, tol64, done[near])
+    stats["float64_rechecked"] = stats.get("float64_rechecked", 0) + int(near.sum())
+    stats["float64_proved"] = stats.get("float64_proved", 0) + int(ok[near].all(1).sum())
+    return ok
+
+
 def _falsify(problem, rows: _Rows, lo, hi, Ax, grp_ok):
     """Evaluate the centre and the bound-minimising vertices; return a validated counterexample or None."""
     from ..validate import validate_candidate
@@ -168,6 +191,8 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
             stats["bound_calls"] = stats.get("bound_calls", 0) + 1
             stats["domains"] = stats.get("domains", 0) + lo.shape[0]
             grp_ok = rows.group_ok(lb, tol, done)
+            if graph.dtype != torch.float64:
+                grp_ok = _recheck_float64(problem, rows, lo, hi, lb, pre, done, grp_ok, settings, stats)
             open_ = ~grp_ok.all(1)
             if not bool(open_.any()):
                 continue
@@ -184,14 +209,7 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
                 LO, HI, DONE = torch.cat([LO, lo]), torch.cat([HI, hi]), torch.cat([DONE, grp_ok])
                 PRE = None
             else:
-                if settings.input_branching == "widest":
-                    dim = (width / root_width).argmax(1)
-                elif settings.input_branching == "smear-all":
-                    rows_open = (~grp_ok).to(Ax.dtype) @ rows.member.T.to(Ax.dtype)  # (B, K)
-                    score = ((Ax.abs() * rows_open.unsqueeze(-1)).sum(1) * width)
-                    dim = torch.where(width > 0, score, torch.full_like(score, -1.0)).argmax(1)
-                else:
-                    dim = _smear_dim(rows, lb, Ax, width, grp_ok)
+                dim = _branch_dim(settings, rows, lb, Ax, width, root_width, grp_ok)
                 (l1, h1), (l2, h2) = _halves(lo, hi, dim)
                 LO, HI, DONE = torch.cat([LO, l1, l2]), torch.cat([HI, h1, h2]), torch.cat([DONE, grp_ok, grp_ok])
                 if PRE is None:
@@ -217,9 +235,36 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
             return Outcome.OPEN, None
         if time.monotonic() - last_log > settings.log_every:
             last_log = time.monotonic()
-            log.info("input split: %d open boxes, %d bounded, worst bound %.4g, %.1fs left",
-                     LO.shape[0], stats["domains"], float(rows.group_best(lb).min()), deadline.left())
+            frac = torch.where(root_width > 1e-30, (HI - LO) / root_width, torch.ones_like(root_width))
+            left = float(frac.prod(1).sum()) if LO.shape[0] else 0.0
+            log.info("input split: %d open boxes (%.3g%% of the region), %d bounded, worst bound %.4g, %.1fs left",
+                     LO.shape[0], 100 * left, stats["domains"], float(rows.group_best(lb).min()), deadline.left())
     return Outcome.PROVEN, None
+
+
+def _branch_dim(settings: BaBSettings, rows: _Rows, lb, Ax, width, root_width, grp_ok):
+    """The dimension to split each box along (``settings.input_branching``), (B,).
+
+    The smear scores estimate how much a split improves the linear bound; a dimension the bound
+    barely depends on scores near zero even when the network is far from linear along it, and
+    then the score can keep halving one other dimension for ever. ``input_max_aspect`` stops that:
+    a box whose chosen side is that many times narrower (relative to the region) than its widest
+    side is split along the widest side instead.
+    """
+    rel = width / root_width
+    if settings.input_branching == "widest":
+        return rel.argmax(1)
+    if settings.input_branching == "smear-all":
+        rows_open = (~grp_ok).to(Ax.dtype) @ rows.member.T.to(Ax.dtype)  # (B, K)
+        score = ((Ax.abs() * rows_open.unsqueeze(-1)).sum(1) * width)
+        dim = torch.where(width > 0, score, torch.full_like(score, -1.0)).argmax(1)
+    else:
+        dim = _smear_dim(rows, lb, Ax, width, grp_ok)
+    if settings.input_max_aspect:
+        widest = rel.max(1)
+        thin = rel.gather(1, dim.unsqueeze(1)).squeeze(1) * settings.input_max_aspect < widest.values
+        dim = torch.where(thin, widest.indices, dim)
+    return dim
 
 
 def _smear_dim(rows: _Rows, lb, Ax, width, grp_ok):

@@ -11,6 +11,8 @@ class BaBSettings:
     input_split_max_dim: int = 32  # input splitting when the input has at most this many dimensions
     input_alpha_iters: int = 3  # alpha-CROWN steps on the objective of each box (input splitting)
     input_branching: str = "smear-all"  # input splitting heuristic: smear-all | smear | widest | best
+    input_max_aspect: float = 64.0  # split the widest side of a box whose chosen side is this many times
+    # narrower (relative to the region); 0: no limit
     input_alpha_ax: bool = False  # split by the alpha-optimised coefficients instead of CROWN's
     # input splitting runs these (branching, alpha_iters, alpha_ax) configurations in turn, each
     # with its share of the time left (the last takes the rest): the heuristics are erratic
