@@ -195,7 +195,7 @@ def test_input_branching_caps_the_aspect_ratio():
     root = torch.ones(1, 2)
     open_ = torch.zeros(2, 1, dtype=torch.bool)
     for mode in ("smear-all", "smear"):
-        capped = _branch_dim(BaBSettings(input_branching=mode), rows, lb, Ax, width, root, open_)
+        capped = _branch_dim(BaBSettings(input_branching=mode, input_max_aspect=64), rows, lb, Ax, width, root, open_)
         free = _branch_dim(BaBSettings(input_branching=mode, input_max_aspect=0), rows, lb, Ax, width, root, open_)
         assert capped.tolist() == [1, 0] and free.tolist() == [0, 0], (mode, capped, free)
 

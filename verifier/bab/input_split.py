@@ -149,8 +149,14 @@ def _halves(lo, hi, dim):
 
 
 def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline,
-                       stats: dict) -> tuple[str, Counterexample | None]:
-    """Search one input region. Returns (outcome, counterexample)."""
+                       stats: dict, frontier: dict | None = None) -> tuple[str, Counterexample | None]:
+    """Search one input region. Returns (outcome, counterexample).
+
+    ``frontier``: a dict that receives the boxes still open when the deadline stops the search,
+    or, when it already holds such boxes, the search resumes from them instead of the whole
+    region (the boxes of earlier rounds are proven; a resumed search proves the rest). Splitting
+    by ``best`` neither saves nor resumes (its stored boxes mean something else).
+    """
     graph = problem.graph
     dev, dt = graph.device, graph.dtype
     rows = _Rows(problem.spec, idx, dev, dt)
@@ -162,12 +168,19 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
     DONE = torch.zeros(1, G, dtype=torch.bool, device=dev)  # groups already proven on the box
     root_width = (HI - LO).clamp(min=1e-30)
     PRE = None  # parent's pre-activation bounds of each stored box (None at the root)
+    if frontier is not None and best_mode:
+        frontier = None
+    if frontier and "LO" in frontier:
+        LO, HI, DONE, PRE = frontier.pop("LO"), frontier.pop("HI"), frontier.pop("DONE"), frontier.pop("PRE")
+        log.info("input split: resuming from %d open boxes", LO.shape[0])
     last_log = time.monotonic()
     first = True
     it = 0
     while LO.shape[0] > 0:
         if deadline.expired():
             stats["open_domains"] = stats.get("open_domains", 0) + LO.shape[0]
+            if frontier is not None:
+                frontier.update(LO=LO, HI=HI, DONE=DONE, PRE=PRE)
             return Outcome.OPEN, None
         N = LO.shape[0]
         per = settings.batch // (2 * n) if (best_mode and not first) else settings.batch

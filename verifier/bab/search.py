@@ -95,13 +95,18 @@ def _lipschitz_fast_path(problem: Problem) -> Result | None:
 
 
 def _portfolio(problem, lo, hi, idx, settings: BaBSettings, deadline: Deadline, stats: dict):
-    """Input splitting with each configuration of ``settings.input_portfolio`` in turn."""
+    """Input splitting with each configuration of ``settings.input_portfolio`` in turn.
+
+    The last configuration resumes from the boxes the first one left open when its time ran out
+    (when it did), so the longest search is not thrown away."""
     outcome, cex = Outcome.OPEN, None
+    first_frontier: dict = {}
     for k, (branching, iters, alpha_ax, share) in enumerate(settings.input_portfolio):
         last = k == len(settings.input_portfolio) - 1
         budget = deadline if last else Deadline(max(0.0, deadline.left() * share))
         cfg = replace(settings, input_branching=branching, input_alpha_iters=iters, input_alpha_ax=alpha_ax)
-        outcome, cex = input_split_region(problem, lo, hi, idx, cfg, budget, stats)
+        frontier = first_frontier if (k == 0 or last) else None
+        outcome, cex = input_split_region(problem, lo, hi, idx, cfg, budget, stats, frontier=frontier)
         stats["portfolio_runs"] = k + 1
         if outcome != Outcome.OPEN or deadline.expired():
             break

@@ -11,13 +11,16 @@ class BaBSettings:
     input_split_max_dim: int = 32  # input splitting when the input has at most this many dimensions
     input_alpha_iters: int = 3  # alpha-CROWN steps on the objective of each box (input splitting)
     input_branching: str = "smear-all"  # input splitting heuristic: smear-all | smear | widest | best
-    input_max_aspect: float = 64.0  # split the widest side of a box whose chosen side is this many times
+    input_max_aspect: float = 128.0  # split the widest side of a box whose chosen side is this many times
     # narrower (relative to the region); 0: no limit
     input_alpha_ax: bool = False  # split by the alpha-optimised coefficients instead of CROWN's
     # input splitting runs these (branching, alpha_iters, alpha_ax) configurations in turn, each
     # with its share of the time left (the last takes the rest): the heuristics are erratic
     # from instance to instance, and a restart with another one often finishes in seconds
-    input_portfolio: tuple = (("smear-all", 3, False, 0.2), ("smear-all", 10, True, 0.35), ("smear", 3, False, 1.0))
+    # ("best" proves some ACAS Xu properties in seconds where the smear scores need minutes, and the
+    # reverse); the last one resumes from the boxes the first left open
+    input_portfolio: tuple = (("smear-all", 3, False, 0.2), ("best", 3, False, 0.15), ("smear-all", 10, True, 0.35),
+                              ("smear", 3, False, 1.0))
     relu_batch: int = 64  # domains bounded per call in ReLU splitting
     relu_alpha_iters: int = 8  # alpha/beta-CROWN steps on the objective of each ReLU-split domain
     relu_fsb: int = 4  # filtered smart branching: the best of this many top-scored neurons (1: the top score)
