@@ -228,3 +228,41 @@ def test_input_split_rechecks_in_float64_what_float32_rounding_keeps_open(tmp_pa
     p = problem_for(tmp_path, path, lo, hi, c, best + margin, "offset_reachable")
     r = run_bab(p, OPTS, Deadline(30), STRATEGIES["input"], attack_first=False)
     assert r.verdict is Verdict.SAT and r.counterexample.validated, r.summary()
+
+
+class _CountingDeadline(Deadline):
+    """Expires after ``n`` checks: stops a search after a fixed number of rounds, whatever the speed."""
+
+    def __init__(self, n: int):
+        super().__init__(60)
+        self.n = n
+
+    def expired(self) -> bool:
+        self.n -= 1
+        return self.n < 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_input_split_resumes_from_the_open_boxes(tmp_path, seed):
+    """A search stopped after a few rounds hands over its open boxes; resuming from them must
+    reach the same answer as the exact optimum says: unsat below it, a validated sat above it
+    (a lost box could turn the second into a wrong unsat)."""
+    from verifier.bab.input_split import Outcome, input_split_region
+
+    path, lo, hi, c, best = make_case(tmp_path, seed)
+    settings = BaBSettings(batch=2)  # two boxes per round: several rounds even on this small net
+    margin = 0.02 * (1 + abs(best))
+    handed_over = 0
+    for d, want in ((best - margin, Outcome.PROVEN), (best + margin, Outcome.FALSIFIED)):
+        p = problem_for(tmp_path, path, lo, hi, c, d, "resume")
+        (rlo, rhi, idx), = p.spec.regions()
+        frontier: dict = {}
+        outcome, cex = input_split_region(p, rlo, rhi, idx, settings, _CountingDeadline(3), {}, frontier)
+        if outcome == Outcome.OPEN:
+            assert frontier["LO"].shape[0] >= 1
+            handed_over += 1
+            outcome, cex = input_split_region(p, rlo, rhi, idx, settings, Deadline(30), {}, frontier)
+        assert outcome == want, (seed, d, best, outcome)
+        if want == Outcome.FALSIFIED:
+            assert cex.validated and c @ cex.y <= d
+    assert handed_over >= 1, "the stopped search never left open boxes: the test exercised nothing"

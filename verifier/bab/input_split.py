@@ -10,6 +10,9 @@ Branching (``BaBSettings.input_branching``):
 - ``"best"``: bound both halves for every dimension and keep the split whose worse
   child has the best bound (the bound-improvement heuristic; 2n bounds per box,
   far fewer boxes).
+The smear scores are capped by ``BaBSettings.input_max_aspect`` (see ``_branch_dim``).
+A box whose bound is positive but within float32's rounding allowance is bounded again in
+float64 (``_recheck_float64``) instead of being split for ever.
 Every round the network is evaluated at each open box's centre and at the
 vertex that minimises each row's linear lower bound: a point meeting a disjunct
 is validated with onnxruntime and ends the search with ``sat``.
