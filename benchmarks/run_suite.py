@@ -1,11 +1,12 @@
 """Run a benchmark folder in-process with --method auto and print solved counts and times.
 
 Usage: python benchmarks/run_suite.py BENCH_DIR [BENCH_DIR ...] [--method auto] [--timeout-scale 1.0]
-       [--limit N] [--filter SUBSTR] [--csv OUT.csv]
+       [--limit N] [--filter SUBSTR] [--csv OUT.csv] [--threads N]
 Compares every answer with BENCH_DIR/expected.csv (wrong = sat where unsat is expected or the
 reverse) and ends with a table per folder. The acceptance run of the branch and bound:
-    python benchmarks/run_suite.py ../shared/benchmarks/{test,acasxu,mnist_fc,oval21} This is how the figures of the branch-and-bound note are produced; `verify bench` is the
-isolated, parallel runner for whole suites.
+    python benchmarks/run_suite.py ../shared/benchmarks/{test,acasxu,mnist_fc,oval21}
+This is how the figures of the branch-and-bound note are produced (one instance at a time, on every
+core unless --threads says otherwise); `verify bench` is the isolated, parallel runner for whole suites.
 """
 from __future__ import annotations
 

@@ -338,7 +338,7 @@ def _solve_domain_milp(problem, rows: _Rows, x_lo, x_hi, pre, grp_ok, deadline: 
 
     from ..validate import validate_candidate
 
-    g64 = problem.graph.to(dtype=torch.float64)
+    g64 = problem.graph64()
     pre64 = {p: (v[0].double(), v[1].double()) for p, v in pre.items()}
     enc = encode_network(g64, pre64, x_lo.double().cpu().numpy(), x_hi.double().cpu().numpy(), "milp")
     solver = make_solver("highs")
@@ -379,7 +379,7 @@ def _solve_linear_domain(problem, rows: _Rows, x_lo, x_hi, pre, sgn, grp_ok):
 
     from ..validate import validate_candidate
 
-    g64 = problem.graph.to(dtype=torch.float64)
+    g64 = problem.graph64()
     lo64, hi64 = x_lo.double(), x_hi.double()
     pre64 = {k: (v[0].double(), v[1].double()) for k, v in pre.items()}
     K = rows.C.shape[0]
