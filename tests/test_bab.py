@@ -266,3 +266,53 @@ def test_input_split_resumes_from_the_open_boxes(tmp_path, seed):
         if want == Outcome.FALSIFIED:
             assert cex.validated and c @ cex.y <= d
     assert handed_over >= 1, "the stopped search never left open boxes: the test exercised nothing"
+
+
+def test_warm_start_of_slopes_and_split_multipliers_resumes_the_best_bound():
+    """``optimise_slopes`` started from an earlier run's best slopes and split multipliers evaluates
+    their bound first: what ReLU splitting's children inherit from their parent's optimisation."""
+    from verifier.bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
+    from verifier.bounds.objective import concretize_lower, optimise_slopes
+
+    g = graph_from_onnx(make_fc(3, sizes=(4, 12, 12, 12, 2)), dtype=F64)
+    lo, hi = -torch.ones(1, 4, dtype=F64), torch.ones(1, 4, dtype=F64)
+    pre = intermediate_bounds(g, lo, hi, "crown")
+    sgn = {}
+    for k, p in enumerate(n for n in pre_activation_nodes(g) if n != g.input_name):  # split 2 neurons per layer
+        l, u = (t.clone() for t in pre[p])
+        unstable = torch.nonzero(((l < 0) & (u > 0)).flatten()).flatten()[:2]
+        s = torch.zeros(l.shape, dtype=torch.int8)
+        for i, j in enumerate(unstable.tolist()):
+            if (i + k) % 2:
+                l.view(-1)[j], s.view(-1)[j] = 0.0, 1
+            else:
+                u.view(-1)[j], s.view(-1)[j] = 0.0, -1
+        pre[p], sgn[p] = (l, u), s
+    C = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=F64)
+    A0, d = C.reshape(1, 2, *g.output_shape), torch.zeros(2, dtype=F64)
+    _, Ax, bias = backward_lower(g, g.output_name, A0, lo, hi, pre, return_linear=True)
+    lb0, tol0 = concretize_lower(Ax, bias, lo, hi, d, F64)
+    alphas, betas = {}, {}
+    lb1, _, _ = optimise_slopes(g, A0, d, lo, hi, pre, lb0, tol0, 40, lr=0.3, signs=sgn, best_alphas=alphas,
+                                best_betas=betas)
+    assert bool((lb1 > lb0 + 1e-6).any()), (lb0, lb1)  # the optimisation did something to resume
+    assert any(bool((b > 0).any()) for b in betas.values())  # multipliers of the splits were used
+    worst = torch.full_like(lb0, -1e9)
+    lb2, _, _ = optimise_slopes(g, A0, d, lo, hi, pre, worst, torch.zeros_like(tol0), 1, lr=0.3, signs=sgn,
+                                init_alphas=alphas, init_betas=betas)
+    assert torch.allclose(lb2, lb1, atol=1e-9), (lb1, lb2)
+    cold, _, _ = optimise_slopes(g, A0, d, lo, hi, pre, worst, torch.zeros_like(tol0), 1, lr=0.3, signs=sgn,
+                                 init_alphas=alphas)  # the slopes alone, multipliers from zero
+    assert bool((cold < lb1 - 1e-6).any()), (cold, lb1)
+
+
+def test_relu_split_drops_warm_starts_past_their_cap_and_still_proves(tmp_path):
+    """Past ``relu_warm_domains`` stored domains the children restart from the root's slopes; the search
+    goes on (no crash, no give-up) and still proves the instance."""
+    path, lo, hi, c, best = make_case(tmp_path, 7, sizes=(3, 8, 8, 2))
+    p = problem_for(tmp_path, path, lo, hi, c, best - 0.02 * (1 + abs(best)), "deep")
+    settings = replace(STRATEGIES["relu"], relu_warm_domains=1, relu_batch=1)
+    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
+    assert r.verdict is Verdict.UNSAT, r.summary()
+    assert r.method.endswith("relu-split") and r.stats["domains"] >= 3, r.stats
+    assert r.stats.get("warm_start_dropped_at", 0) >= 2, r.stats

@@ -31,7 +31,7 @@ import torch
 
 from ..attack import pgd_attack
 from ..bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
-from ..bounds.objective import BoundSettings, concretize_lower, objective_bounds, optimise_slopes
+from ..bounds.objective import BoundSettings, concretize_lower, objective_bounds, optimise_slopes, start_alphas
 from ..options import AttackSettings
 from ..problem import Deadline, Problem
 from ..result import Counterexample
@@ -41,10 +41,12 @@ from .settings import BaBSettings
 log = logging.getLogger("verifier.bab")
 
 MEMORY_BUDGET_BYTES = 4 * 2**30
+WARM_DTYPE = torch.float16  # stored warm starts (any slope in [0, 1] and multiplier >= 0 is sound)
 
 
 def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_iters: int, recompute: bool,
-                   deadline: Deadline | None = None, init_alphas: dict | None = None, crown_only=None):
+                   deadline: Deadline | None = None, init_alphas: dict | None = None, crown_only=None,
+                   init_betas: dict | None = None, row_open=None):
     """Bound a batch of domains.
 
     PRE holds each domain's known bounds of every pre-activation node (the parent's bounds with
@@ -52,10 +54,14 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     costlier; ``crown_only`` limits it to those nodes: the ones after the earliest new split, since
     CROWN on the others would give the parent's bounds again), otherwise they are used as they are
     and only the objective is re-bounded.
-    ``init_alphas`` warm-starts the slopes (the root's optimised ones).
+    ``init_alphas`` and ``init_betas`` warm-start the slopes and split multipliers (the parents'
+    optimised ones, node -> broadcastable to (B, K, *shape)). ``row_open`` (B, K) marks the rows still to
+    prove: only those are optimised (one CROWN pass bounds every row); after a few splits most domains
+    have one or two open rows of the nine of a classification spec.
     Returns lb (B, K), tol, pre bounds, per-ReLU objective coefficients, infeasible (B,), the
-    best slopes found per row (node -> (B, K, *shape); empty when no step improved on CROWN), and
-    the input coefficients of each row's best linear bound (B, K, n).
+    best slopes and multipliers found per row (node -> (B, K, *shape); the starting ones where no
+    step improved; empty without alpha steps), and the input coefficients of each row's best
+    linear bound (B, K, n).
     """
     B = next(iter(PRE.values()))[0].shape[0]
     lo, hi = x_lo.expand(B, -1), x_hi.expand(B, -1)
@@ -75,11 +81,49 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
                                  out=info)
     lb, tol = concretize_lower(Ax, bias, lo, hi, rows.d, graph.dtype, info["bias_abs"])
     alphas: dict = {}
+    betas: dict = {}
     if alpha_iters > 0:
-        # alpha and beta-CROWN multipliers of the split constraints (see optimise_slopes)
-        lb, tol, Ax = optimise_slopes(graph, A0, rows.d, lo, hi, pre, lb, tol, alpha_iters, lr=0.3, decay=0.95,
-                                      signs=SGN, deadline=deadline, init_alphas=init_alphas, best_alphas=alphas, Ax=Ax)
-    return lb, tol, pre, record, infeasible, alphas, Ax
+        for node in graph.nonlinear_nodes():
+            alphas[node.name] = start_alphas(node, pre, B, K, init_alphas)
+        for p, s in SGN.items():
+            b0 = init_betas[p] if init_betas is not None and p in init_betas else \
+                torch.zeros(1, 1, *s.shape[1:], dtype=lo.dtype, device=lo.device)
+            betas[p] = b0.to(lo.dtype).expand(B, K, *s.shape[1:]).clone()
+        if row_open is None or bool(row_open.all()):
+            # alpha and beta-CROWN multipliers of the split constraints (see optimise_slopes)
+            lb, tol, Ax = optimise_slopes(graph, A0, rows.d, lo, hi, pre, lb, tol, alpha_iters, lr=0.3, decay=0.95,
+                                          signs=SGN, deadline=deadline, init_alphas=init_alphas, best_alphas=alphas,
+                                          Ax=Ax, init_betas=init_betas, best_betas=betas)
+        elif bool(row_open.any()):
+            _optimise_open_rows(graph, rows, x_lo, x_hi, pre, SGN, row_open, lb, tol, Ax, alphas, betas, alpha_iters,
+                                deadline)
+    return lb, tol, pre, record, infeasible, alphas, betas, Ax
+
+
+def _optimise_open_rows(graph, rows: _Rows, x_lo, x_hi, pre, SGN, row_open, lb, tol, Ax, alphas, betas,
+                        alpha_iters, deadline):
+    """alpha/beta steps on the open (domain, row) pairs only, each as a one-row item; the results are
+    written into ``lb``, ``tol``, ``Ax``, ``alphas`` and ``betas`` (B, K, ...) in place."""
+    bi, ki = torch.nonzero(row_open, as_tuple=True)
+    N = bi.numel()
+    A0 = rows.C[ki].reshape(N, 1, *graph.output_shape)
+    d = rows.d[ki].reshape(N, 1)
+    pre_i = {k: (v[0][bi], v[1][bi]) for k, v in pre.items()}
+    sgn_i = {p: s[bi] for p, s in SGN.items()}
+    al_i = {k: v[bi, ki].unsqueeze(1) for k, v in alphas.items()}
+    be_i = {k: v[bi, ki].unsqueeze(1) for k, v in betas.items()}
+    best_a = {k: v.clone() for k, v in al_i.items()}
+    best_b = {k: v.clone() for k, v in be_i.items()}
+    lb_i, tol_i, Ax_i = optimise_slopes(graph, A0, d, x_lo.expand(N, -1), x_hi.expand(N, -1), pre_i,
+                                        lb[bi, ki].unsqueeze(1), tol[bi, ki].unsqueeze(1), alpha_iters, lr=0.3,
+                                        decay=0.95, signs=sgn_i, deadline=deadline, init_alphas=al_i,
+                                        best_alphas=best_a, Ax=Ax[bi, ki].unsqueeze(1), init_betas=be_i,
+                                        best_betas=best_b)
+    lb[bi, ki], tol[bi, ki], Ax[bi, ki] = lb_i[:, 0], tol_i[:, 0], Ax_i[:, 0]
+    for k, v in best_a.items():
+        alphas[k][bi, ki] = v[:, 0]
+    for k, v in best_b.items():
+        betas[k][bi, ki] = v[:, 0]
 
 
 def _scores(graph, pre, record, lb, rows: _Rows, grp_ok):
@@ -189,8 +233,24 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     kr = torch.tensor(keep_rows, device=dev)
     root_alphas = {k: v[:, kr] for k, v in ob.alphas.items()} if ob.alphas else None
     stats["search_rows"] = len(keep_rows)
+    # warm starts (a slope and a multiplier per open row and neuron) are stored while they fit
+    # beside the bounds; past that many domains the children restart from the root's slopes
+    warm_bytes = 2 * neurons * len(keep_rows) * WARM_DTYPE.itemsize
+    warm_cap = int(min(cap, MEMORY_BUDGET_BYTES // (per_domain + warm_bytes)))
+    if settings.relu_warm_domains is not None:
+        warm_cap = min(warm_cap, settings.relu_warm_domains)
     PRE = {p: (root_pre[p][0].clone(), root_pre[p][1].clone()) for p in pnodes}
     SGN = {p: torch.zeros((1, *graph.shape_of(p)), dtype=torch.int8, device=dev) for p in pnodes}
+    # each domain's best slopes and split multipliers (per row), the warm start of its children's
+    # optimisation: restarting every child from the root's slopes loses the parent's optimum
+    warm = settings.relu_alpha_iters > 0 and warm_cap > 0
+    ALPHA: dict = {}
+    BETA: dict = {}
+    if warm:
+        for node in graph.nonlinear_nodes():
+            ALPHA[node.name] = start_alphas(node, root_pre, 1, len(keep_rows), root_alphas).to(WARM_DTYPE)
+        BETA = {p: torch.zeros((1, len(keep_rows), *graph.shape_of(p)), dtype=WARM_DTYPE, device=dev)
+                for p in pnodes}
     DONE = torch.zeros(1, len(open_g), dtype=torch.bool, device=dev)
     PRI = torch.full((1,), -inf, dtype=torch.float64, device=dev)  # smaller = worse = first
     # the parent's bound per row (lb, tol): valid on every child, so a child is never bounded worse
@@ -218,13 +278,17 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         done = DONE[sel]
         PRE = {p: (PRE[p][0][rest], PRE[p][1][rest]) for p in pnodes}
         SGN = {p: SGN[p][rest] for p in pnodes}
+        al_in = {k: v[sel].to(dt) for k, v in ALPHA.items()} if warm else root_alphas
+        be_in = {k: v[sel].to(dt) for k, v in BETA.items()} if warm else None
+        ALPHA = {k: v[rest] for k, v in ALPHA.items()}
+        BETA = {k: v[rest] for k, v in BETA.items()}
         plb, ptol = PLB[sel], PTOL[sel]
         after = int(SPL[sel].min())
         DONE, PRI, PLB, PTOL, SPL = DONE[rest], PRI[rest], PLB[rest], PTOL[rest], SPL[rest]
         with torch.no_grad():
-            lb, tol, pre, record, infeasible, alphas, Ax = _bound_domains(graph, rows, x_lo, x_hi, pre_in, sgn,
-                                                              settings.relu_alpha_iters, recompute and not first,
-                                                              deadline, root_alphas, set(pnodes[after + 1:]))
+            lb, tol, pre, record, infeasible, alphas, betas, Ax = _bound_domains(
+                graph, rows, x_lo, x_hi, pre_in, sgn, settings.relu_alpha_iters, recompute and not first, deadline,
+                al_in, set(pnodes[after + 1:]), be_in, ~(done.unsqueeze(1) & rows.member.unsqueeze(0)).any(-1))
             inherit = (plb - ptol) > (lb - tol)
             lb, tol = torch.where(inherit, plb, lb), torch.where(inherit, ptol, tol)
         first = False
@@ -240,6 +304,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         pre = {p: (pre[p][0][o], pre[p][1][o]) for p in pnodes}
         record = {k: v[o] for k, v in record.items()}
         alphas = {k: v[o] for k, v in alphas.items()}
+        betas = {k: v[o] for k, v in betas.items()}
         Ax = Ax[o]
         with torch.no_grad():  # the input that minimises each open row's linear bound, and the box centre
             cex = _falsify(problem, rows, x_lo.expand(o.numel(), -1), x_hi.expand(o.numel(), -1), Ax, ok)
@@ -281,6 +346,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
                 continue
             lb, tol, ok = lb[keep], tol[keep], ok[keep]
             alphas = {k: v[keep] for k, v in alphas.items()}
+            betas = {k: v[keep] for k, v in betas.items()}
             pre = {p: (pre[p][0][keep], pre[p][1][keep]) for p in pnodes}
             sgn = {p: sgn[p][keep] for p in pnodes}
         best_idx = best.indices[keep]
@@ -297,6 +363,13 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         for p in pnodes:
             PRE[p] = (torch.cat([PRE[p][0], ch_pre[p][0]]), torch.cat([PRE[p][1], ch_pre[p][1]]))
             SGN[p] = torch.cat([SGN[p], ch_sgn[p]])
+        if warm:
+            for k, v in alphas.items():
+                v = v.to(WARM_DTYPE)
+                ALPHA[k] = torch.cat([ALPHA[k], v, v])
+            for k, v in betas.items():
+                v = v.to(WARM_DTYPE)
+                BETA[k] = torch.cat([BETA[k], v, v])
         layer = torch.tensor([pnodes.index(p) for p, _ in layout], device=dev)[k_layer]
         pri = rows.group_best(lb).masked_fill(ok, inf).min(1).values
         DONE = torch.cat([DONE, ok, ok])
@@ -304,6 +377,10 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         PLB, PTOL = torch.cat([PLB, lb, lb]), torch.cat([PTOL, tol, tol])
         SPL = torch.cat([SPL, layer])
         stats["max_domains"] = max(stats.get("max_domains", 0), PRI.numel())
+        if warm and PRI.numel() > warm_cap:
+            warm, ALPHA, BETA = False, {}, {}
+            stats["warm_start_dropped_at"] = PRI.numel()
+            log.info("relu split: %d domains; no longer storing each domain's slopes (memory)", PRI.numel())
         if PRI.numel() > cap:
             stats["memory_cap_hit"] = True
             log.warning("branch and bound: %d domains exceed the cap of %d; giving up on this region", PRI.numel(), cap)

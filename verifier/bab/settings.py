@@ -23,6 +23,8 @@ class BaBSettings:
                               ("smear", 3, False, 1.0))
     relu_batch: int = 64  # domains bounded per call in ReLU splitting
     relu_alpha_iters: int = 8  # alpha/beta-CROWN steps on the objective of each ReLU-split domain
+    relu_warm_domains: int | None = None  # children start from their parent's optimised slopes and split
+    # multipliers while at most this many domains are stored (None: while the memory budget allows; 0: never)
     relu_fsb: int = 4  # filtered smart branching: the best of this many top-scored neurons (1: the top score)
     relu_milp_max_unstable: int = 0  # MILP fallback: a domain with at most this many unstable ReLUs is solved
     # by one small MILP (HiGHS) instead of being split further (0: off; domains with none use an exact LP)

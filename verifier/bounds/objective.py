@@ -141,7 +141,7 @@ def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSetti
 
 def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: float, decay: float = 1.0,
                     signs: dict | None = None, Ax=None, deadline=None, stop=None, init_alphas: dict | None = None,
-                    best_alphas: dict | None = None):
+                    best_alphas: dict | None = None, init_betas: dict | None = None, best_betas: dict | None = None):
     """Projected Adam on the lower ReLU slopes (alpha in [0, 1]) and, with ``signs``, on split multipliers.
 
     ``signs`` maps pre-activation nodes to split signs ``s_j`` (+1 for ``z_j >= 0``, -1 for
@@ -153,7 +153,8 @@ def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: floa
     at the deadline or when ``stop(best_lb, best_tol)`` holds. Returns (lb, tol, Ax).
     ``init_alphas`` (node -> broadcastable to (B, K, *shape)) is the starting point instead of
     CROWN's slopes (a warm start from a parent's optimum); ``best_alphas``, when given, receives
-    the slopes of each row's best bound.
+    the slopes of each row's best bound. ``init_betas`` / ``best_betas`` do the same for the split
+    multipliers (node -> (B, K, *shape); entries off the split neurons are ignored).
     """
     B, K = A0.shape[:2]
     alphas, betas, sgn = {}, {}, {}
@@ -165,7 +166,11 @@ def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: floa
         s = s.to(x_lo.dtype)
         if bool((s != 0).any()):
             sgn[p] = s.unsqueeze(1)
-            betas[p] = torch.zeros(B, K, *s.shape[1:], dtype=x_lo.dtype, device=x_lo.device, requires_grad=True)
+            if init_betas is not None and p in init_betas:
+                b0 = init_betas[p].to(x_lo.dtype).clamp(min=0.0) * (s.unsqueeze(1) != 0)
+                betas[p] = b0.expand(B, K, *s.shape[1:]).clone().requires_grad_(True)
+            else:
+                betas[p] = torch.zeros(B, K, *s.shape[1:], dtype=x_lo.dtype, device=x_lo.device, requires_grad=True)
     opt = Adam(list(alphas.values()) + list(betas.values()), lr=lr, decay=decay)
     for _ in range(iters):
         if deadline is not None and deadline.expired():
@@ -185,6 +190,7 @@ def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: floa
             if Ax is not None:
                 Ax = torch.where(better.unsqueeze(-1), Ax2.detach(), Ax)
             keep_best(best_alphas, alphas, better)
+            keep_best(best_betas, betas, better)
             if stop is not None and stop(lb, tol):
                 break
             opt.step()
