@@ -316,3 +316,52 @@ def test_relu_split_drops_warm_starts_past_their_cap_and_still_proves(tmp_path):
     assert r.verdict is Verdict.UNSAT, r.summary()
     assert r.method.endswith("relu-split") and r.stats["domains"] >= 3, r.stats
     assert r.stats.get("warm_start_dropped_at", 0) >= 2, r.stats
+
+
+@pytest.mark.parametrize("seed", [3, 5, 7])
+def test_relu_split_on_a_disjunction_matches_milp_per_disjunct(tmp_path, seed):
+    """A classification-style spec (one disjunct per other output, each with its own margin): domains
+    whose disjuncts close at different depths exercise the optimisation of the open rows only, and
+    filtered smart branching on them. Unsat when every disjunct is just out of reach (per-disjunct MILP
+    optima), sat when one is just within reach. (Seeds 4 and 6 of this shape need more than 60 s of
+    ReLU splitting: tens of thousands of domains, a third of them decided by LP; input splitting,
+    which ``auto`` picks for 6 inputs, proves them at once.)"""
+    pytest.importorskip("highspy", reason="the exact optima come from HiGHS")
+    from backends.base import SolveStatus, make_solver
+    from backends.encoder import encode_network
+    from verifier.bounds import intermediate_bounds
+
+    model = make_fc(seed, sizes=(6, 12, 12, 4))
+    path = save(model, tmp_path / f"net{seed}.onnx")
+    g64 = graph_from_onnx(model, dtype=F64)
+    lo, hi = -np.ones(6), np.ones(6)
+    xl, xh = torch.tensor(lo).reshape(1, -1), torch.tensor(hi).reshape(1, -1)
+    enc = encode_network(g64, intermediate_bounds(g64, xl, xh, "crown"), lo, hi, "milp")
+    rows, best = [], []
+    for j in (1, 2, 3):  # disjunct j: y_0 - y_j <= d_j
+        c = np.zeros(4)
+        c[0], c[j] = 1.0, -1.0
+        out = make_solver("highs").solve(enc.with_objective(c.reshape(1, -1), np.zeros(1)), 30.0)
+        assert out.status == SolveStatus.OPTIMAL
+        rows.append(c)
+        best.append(out.objective)
+
+    def spec(ds, name):
+        terms = lambda c: " ".join(f"(* {float(v)!r} Y_{k})" for k, v in enumerate(c) if v != 0)  # noqa: E731
+        text = box_vnnlib(lo, hi, C=np.zeros((0, 4)), d=[])
+        text += "(assert (or " + " ".join(f"(and (<= (+ {terms(c)}) {float(d)!r}))" for c, d in zip(rows, ds)) + "))\n"
+        f = tmp_path / f"{name}.vnnlib"
+        f.write_text(text)
+        return Problem.load(path, f)
+
+    settings = BaBSettings(input_split_max_dim=0)
+    margins = [(0.01 + 0.01 * k) * (1 + abs(b)) for k, b in enumerate(best)]
+    r = run_bab(spec([b - m for b, m in zip(best, margins)], "unreachable"), OPTS, Deadline(60), settings,
+                attack_first=False)
+    assert r.verdict is Verdict.UNSAT, (seed, best, r.summary(), r.stats)
+    reach = [b - m for b, m in zip(best, margins)]
+    reach[1] = best[1] + margins[1]  # the second disjunct holds near its minimiser
+    r = run_bab(spec(reach, "reachable"), OPTS, Deadline(60), settings, attack_first=False)
+    assert r.verdict is Verdict.SAT, (seed, best, r.summary())
+    y = r.counterexample.y
+    assert any(c @ y <= d for c, d in zip(rows, reach))

@@ -7,16 +7,17 @@ bounds the remaining rows only. A batch of domains is bounded at once: the clamp
 intersected into the interval bounds of their node, CROWN refines the layers after the
 batch's earliest new split (nets of at most 2048 neurons; the earlier layers would give
 the parent's bounds again), and the objective gets a few alpha/beta-CROWN steps (beta:
-multipliers of the split constraints) warm-started from the root's optimal slopes. A
-child keeps its parent's bound where that is better (the parent's bound holds on the
-child). A domain whose bounds become empty (lower > upper for some neuron) holds no
+multipliers of the split constraints) warm-started from the parent's optimised slopes and
+multipliers (kept per domain in float16 while the memory budget allows, the root's slopes after
+that), on the rows of the disjuncts still open in the domain only. A child keeps its parent's
+bound where that is better (the parent's bound holds on the child). A domain whose bounds become empty (lower > upper for some neuron) holds no
 input and is closed; one with no unstable neuron left is decided by an exact LP, and,
 with ``BaBSettings.relu_milp_max_unstable``, one with few unstable neurons by a small MILP.
 
 Branching: the BaBSR-like score ``|A_j| * (-l_j u_j / (u_j - l_j))`` (the objective's
 coefficient on the neuron times the area of its relaxation) picks ``relu_fsb``
-candidates, and a one-pass bound of both children of each (filtered smart branching)
-picks the neuron. Every open domain's bound-minimising input is evaluated as a
+candidates, and a one-pass bound of both children of each with the parent's slopes and
+multipliers (filtered smart branching) picks the neuron. Every open domain's bound-minimising input is evaluated as a
 counterexample, and seeds the periodic PGD. Domains are taken worst bound first; the
 stored domains are capped (``BaBSettings.max_domains`` and a memory budget) and the
 search reports ``open`` rather than grow past it; a batch that cannot finish before the
@@ -108,7 +109,7 @@ def _optimise_open_rows(graph, rows: _Rows, x_lo, x_hi, pre, SGN, row_open, lb, 
     N = bi.numel()
     A0 = rows.C[ki].reshape(N, 1, *graph.output_shape)
     d = rows.d[ki].reshape(N, 1)
-    pre_i = {k: (v[0][bi], v[1][bi]) for k, v in pre.items()}
+    pre_i = {p: (pre[p][0][bi], pre[p][1][bi]) for p in SGN}  # the ReLU inputs' bounds are all it needs
     sgn_i = {p: s[bi] for p, s in SGN.items()}
     al_i = {k: v[bi, ki].unsqueeze(1) for k, v in alphas.items()}
     be_i = {k: v[bi, ki].unsqueeze(1) for k, v in betas.items()}
@@ -176,9 +177,11 @@ def _split_bounds(graph, pre, layout, dom, flat, active, sgn=None):
     return out, out_sgn, layer
 
 
-def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: int, grp_ok):
+def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: int, grp_ok, betas=None,
+                sgn=None):
     """Filtered smart branching: of each domain's ``k`` best-scored neurons, the one whose worse child
-    has the best bound, estimated by one backward pass per child with the domain's bounds and slopes.
+    has the best bound, estimated by one backward pass per child with the domain's bounds, slopes and
+    split multipliers (``betas`` with the split signs ``sgn``), on the rows of its open groups only.
 
     Only the choice of the neuron depends on it; every child is bounded afterwards as usual.
     """
@@ -191,10 +194,21 @@ def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: 
     active = torch.tensor([True, False], device=dev).repeat(B * k)
     pre_c = _split_bounds(graph, pre, layout, dom, flat, active)
     M, K = dom.numel(), rows.C.shape[0]
-    A0 = rows.C.reshape(1, K, *graph.output_shape).expand(M, K, *graph.output_shape)
-    al = {n: a[dom] for n, a in alphas.items()} if alphas else None
-    lb = backward_lower(graph, graph.output_name, A0, x_lo.expand(M, -1), x_hi.expand(M, -1), pre_c, al)
-    gb = rows.group_best(lb.double() - rows.d.double()).masked_fill(grp_ok[dom], float("inf"))
+    # one item per (child, row of an open group)
+    row_open = ~(grp_ok.unsqueeze(1) & rows.member.unsqueeze(0)).any(-1)  # (B, K)
+    mi, ki = torch.nonzero(row_open[dom], as_tuple=True)
+    N = mi.numel()
+    A0 = rows.C[ki].reshape(N, 1, *graph.output_shape)
+    al = {n: a[dom[mi], ki].unsqueeze(1) for n, a in alphas.items()} if alphas else None
+    extra = None
+    if betas and sgn is not None:
+        extra = {p: -(b[dom[mi], ki] * sgn[p][dom[mi]].to(b.dtype)).unsqueeze(1) for p, b in betas.items()}
+    pre_i = {p: (v[0][mi], v[1][mi]) for p, v in pre_c.items()}
+    lb_i = backward_lower(graph, graph.output_name, A0, x_lo.expand(N, -1), x_hi.expand(N, -1), pre_i, al,
+                          extra=extra)
+    lb = torch.full((M, K), float("inf"), dtype=torch.float64, device=dev)
+    lb[mi, ki] = lb_i[:, 0].double() - rows.d[ki].double()
+    gb = rows.group_best(lb).masked_fill(grp_ok[dom], float("inf"))
     worst = gb.min(1).values.reshape(B, k, 2).min(-1).values  # the worse child of each candidate
     worst = torch.where(top.values >= 0, worst, torch.full_like(worst, -float("inf")))
     return top.indices[torch.arange(B, device=dev), worst.argmax(1)]
@@ -353,7 +367,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         if settings.relu_fsb > 1:
             with torch.no_grad():
                 best_idx = _fsb_choose(graph, rows, x_lo, x_hi, pre, alphas, scores[keep], layout, settings.relu_fsb,
-                                       ok)
+                                       ok, betas, sgn)
             stats["fsb_calls"] = stats.get("fsb_calls", 0) + 1
         # children: active (lower bound 0) and inactive (upper bound 0) copies
         n = best_idx.numel()
