@@ -324,8 +324,8 @@ def test_relu_split_on_a_disjunction_matches_milp_per_disjunct(tmp_path, seed):
     whose disjuncts close at different depths exercise the optimisation of the open rows only, and
     filtered smart branching on them. Unsat when every disjunct is just out of reach (per-disjunct MILP
     optima), sat when one is just within reach. (Seeds 4 and 6 of this shape need more than 60 s of
-    ReLU splitting: tens of thousands of domains, a third of them decided by LP; input splitting,
-    which ``auto`` picks for 6 inputs, proves them at once.)"""
+    ReLU splitting: tens of thousands of domains, a sixth of them decided by LP; input splitting,
+    which ``auto`` picks for 6 inputs, proves each of their disjuncts within 30 s.)"""
     pytest.importorskip("highspy", reason="the exact optima come from HiGHS")
     from backends.base import SolveStatus, make_solver
     from backends.encoder import encode_network
