@@ -42,12 +42,13 @@ from .settings import BaBSettings
 log = logging.getLogger("verifier.bab")
 
 MEMORY_BUDGET_BYTES = 4 * 2**30
+FSB_CHUNK = 4096  # (child, row) items per backward pass of filtered smart branching
 WARM_DTYPE = torch.float16  # stored warm starts (any slope in [0, 1] and multiplier >= 0 is sound)
 
 
 def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_iters: int, recompute: bool,
                    deadline: Deadline | None = None, init_alphas: dict | None = None, crown_only=None,
-                   init_betas: dict | None = None, row_open=None):
+                   init_betas: dict | None = None, row_open=None, timing: dict | None = None):
     """Bound a batch of domains.
 
     PRE holds each domain's known bounds of every pre-activation node (the parent's bounds with
@@ -58,7 +59,8 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     ``init_alphas`` and ``init_betas`` warm-start the slopes and split multipliers (the parents'
     optimised ones, node -> broadcastable to (B, K, *shape)). ``row_open`` (B, K) marks the rows still to
     prove: only those are optimised (one CROWN pass bounds every row); after a few splits most domains
-    have one or two open rows of the nine of a classification spec.
+    have one or two open rows of the nine of a classification spec. ``timing``, when given, receives
+    the seconds of the alpha/beta steps (``"alpha"``: the part that stops at the deadline).
     Returns lb (B, K), tol, pre bounds, per-ReLU objective coefficients, infeasible (B,), the
     best slopes and multipliers found per row (node -> (B, K, *shape); the starting ones where no
     step improved; empty without alpha steps), and the input coefficients of each row's best
@@ -83,6 +85,7 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     lb, tol = concretize_lower(Ax, bias, lo, hi, rows.d, graph.dtype, info["bias_abs"])
     alphas: dict = {}
     betas: dict = {}
+    t_alpha = time.monotonic()
     if alpha_iters > 0:
         for node in graph.nonlinear_nodes():
             alphas[node.name] = start_alphas(node, pre, B, K, init_alphas)
@@ -98,6 +101,8 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
         elif bool(row_open.any()):
             _optimise_open_rows(graph, rows, x_lo, x_hi, pre, SGN, row_open, lb, tol, Ax, alphas, betas, alpha_iters,
                                 deadline)
+    if timing is not None:
+        timing["alpha"] = time.monotonic() - t_alpha
     return lb, tol, pre, record, infeasible, alphas, betas, Ax
 
 
@@ -197,17 +202,19 @@ def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: 
     # one item per (child, row of an open group)
     row_open = ~(grp_ok.unsqueeze(1) & rows.member.unsqueeze(0)).any(-1)  # (B, K)
     mi, ki = torch.nonzero(row_open[dom], as_tuple=True)
-    N = mi.numel()
-    A0 = rows.C[ki].reshape(N, 1, *graph.output_shape)
-    al = {n: a[dom[mi], ki].unsqueeze(1) for n, a in alphas.items()} if alphas else None
-    extra = None
-    if betas and sgn is not None:
-        extra = {p: -(b[dom[mi], ki] * sgn[p][dom[mi]].to(b.dtype)).unsqueeze(1) for p, b in betas.items()}
-    pre_i = {p: (v[0][mi], v[1][mi]) for p, v in pre_c.items()}
-    lb_i = backward_lower(graph, graph.output_name, A0, x_lo.expand(N, -1), x_hi.expand(N, -1), pre_i, al,
-                          extra=extra)
     lb = torch.full((M, K), float("inf"), dtype=torch.float64, device=dev)
-    lb[mi, ki] = lb_i[:, 0].double() - rows.d[ki].double()
+    for c0 in range(0, mi.numel(), FSB_CHUNK):  # chunks: the passes' tensors stay cache-sized
+        m, kk = mi[c0:c0 + FSB_CHUNK], ki[c0:c0 + FSB_CHUNK]
+        N = m.numel()
+        A0 = rows.C[kk].reshape(N, 1, *graph.output_shape)
+        al = {n: a[dom[m], kk].unsqueeze(1) for n, a in alphas.items()} if alphas else None
+        extra = None
+        if betas and sgn is not None:
+            extra = {p: -(b[dom[m], kk] * sgn[p][dom[m]].to(b.dtype)).unsqueeze(1) for p, b in betas.items()}
+        pre_i = {p: (v[0][m], v[1][m]) for p, v in pre_c.items()}
+        lb_i = backward_lower(graph, graph.output_name, A0, x_lo.expand(N, -1), x_hi.expand(N, -1), pre_i, al,
+                              extra=extra)
+        lb[m, kk] = lb_i[:, 0].double() - rows.d[kk].double()
     gb = rows.group_best(lb).masked_fill(grp_ok[dom], float("inf"))
     worst = gb.min(1).values.reshape(B, k, 2).min(-1).values  # the worse child of each candidate
     worst = torch.where(top.values >= 0, worst, torch.full_like(worst, -float("inf")))
@@ -276,8 +283,15 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     it = 0
     first = True
     unresolved = False
-    last_batch = 0.0  # seconds the previous batch took: a batch that cannot finish in time is not started
+    # seconds the previous iteration took, less its alpha/beta steps (which stop at the deadline): an
+    # iteration whose other work cannot finish in time is not started
+    last_batch = 0.0
+    timing: dict = {}
+    last_fsb = 0.0  # seconds the previous branching estimate took
+    t_batch = None
     while PRI.numel() > 0:
+        if t_batch is not None:
+            last_batch = time.monotonic() - t_batch - timing.get("alpha", 0.0)
         if deadline.expired() or deadline.left() < last_batch:
             stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel()
             stats["out_of_time"] = True
@@ -302,17 +316,21 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         with torch.no_grad():
             lb, tol, pre, record, infeasible, alphas, betas, Ax = _bound_domains(
                 graph, rows, x_lo, x_hi, pre_in, sgn, settings.relu_alpha_iters, recompute and not first, deadline,
-                al_in, set(pnodes[after + 1:]), be_in, ~(done.unsqueeze(1) & rows.member.unsqueeze(0)).any(-1))
+                al_in, set(pnodes[after + 1:]), be_in, ~(done.unsqueeze(1) & rows.member.unsqueeze(0)).any(-1),
+                timing)
             inherit = (plb - ptol) > (lb - tol)
             lb, tol = torch.where(inherit, plb, lb), torch.where(inherit, ptol, tol)
         first = False
-        last_batch = time.monotonic() - t_batch
         stats["bound_calls"] = stats.get("bound_calls", 0) + 1
         stats["domains"] = stats.get("domains", 0) + take
         ok = rows.group_ok(lb, tol, done) | infeasible.unsqueeze(1)
         open_ = ~ok.all(1)
         if not bool(open_.any()):
             continue
+        if deadline.expired():  # the bounding stopped at the deadline: its open domains stay open
+            stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel() + int(open_.sum())
+            stats["out_of_time"] = True
+            return Outcome.OPEN, None
         o = torch.nonzero(open_).flatten()
         lb, tol, ok = lb[o], tol[o], ok[o]
         pre = {p: (pre[p][0][o], pre[p][1][o]) for p in pnodes}
@@ -364,11 +382,13 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             pre = {p: (pre[p][0][keep], pre[p][1][keep]) for p in pnodes}
             sgn = {p: sgn[p][keep] for p in pnodes}
         best_idx = best.indices[keep]
-        if settings.relu_fsb > 1:
+        if settings.relu_fsb > 1 and deadline.left() > 1.5 * last_fsb:  # else the top score alone
+            t_fsb = time.monotonic()
             with torch.no_grad():
                 best_idx = _fsb_choose(graph, rows, x_lo, x_hi, pre, alphas, scores[keep], layout, settings.relu_fsb,
                                        ok, betas, sgn)
             stats["fsb_calls"] = stats.get("fsb_calls", 0) + 1
+            last_fsb = time.monotonic() - t_fsb
         # children: active (lower bound 0) and inactive (upper bound 0) copies
         n = best_idx.numel()
         both = torch.arange(n, device=dev).repeat(2)

@@ -25,7 +25,7 @@ class BaBSettings:
     relu_alpha_iters: int = 8  # alpha/beta-CROWN steps on the objective of each ReLU-split domain
     relu_warm_domains: int | None = None  # children start from their parent's optimised slopes and split
     # multipliers while at most this many domains are stored (None: while the memory budget allows; 0: never)
-    relu_fsb: int = 4  # filtered smart branching: the best of this many top-scored neurons (1: the top score)
+    relu_fsb: int = 12  # filtered smart branching: the best of this many top-scored neurons (1: the top score)
     relu_milp_max_unstable: int = 0  # MILP fallback: a domain with at most this many unstable ReLUs is solved
     # by one small MILP (HiGHS) instead of being split further (0: off; domains with none use an exact LP)
     relu_recompute: bool | None = None  # re-derive intermediate bounds per domain (None: when <= 2048 neurons)
