@@ -10,18 +10,21 @@ the parent's bounds again), and the objective gets a few alpha/beta-CROWN steps 
 multipliers of the split constraints) warm-started from the parent's optimised slopes and
 multipliers (kept per domain in float16 while the memory budget allows, the root's slopes after
 that), on the rows of the disjuncts still open in the domain only. A child keeps its parent's
-bound where that is better (the parent's bound holds on the child). A domain whose bounds become empty (lower > upper for some neuron) holds no
-input and is closed; one with no unstable neuron left is decided by an exact LP, and,
-with ``BaBSettings.relu_milp_max_unstable``, one with few unstable neurons by a small MILP.
+bound where that is better (the parent's bound holds on the child). A domain whose bounds
+become empty (lower > upper for some neuron) holds no input and is closed; one with no
+unstable neuron left is decided by an exact LP, and, with
+``BaBSettings.relu_milp_max_unstable``, one with few unstable neurons by a small MILP
+(both in ``exact_domains``).
 
 Branching: the BaBSR-like score ``|A_j| * (-l_j u_j / (u_j - l_j))`` (the objective's
 coefficient on the neuron times the area of its relaxation) picks ``relu_fsb``
 candidates, and a one-pass bound of both children of each with the parent's slopes and
-multipliers (filtered smart branching) picks the neuron. Every open domain's bound-minimising input is evaluated as a
-counterexample, and seeds the periodic PGD. Domains are taken worst bound first; the
-stored domains are capped (``BaBSettings.max_domains`` and a memory budget) and the
-search reports ``open`` rather than grow past it; a batch that cannot finish before the
-deadline is not started.
+multipliers (filtered smart branching) picks the neuron. Every open domain's bound-minimising
+input is evaluated as a counterexample, and seeds the periodic PGD. Domains are taken worst
+bound first; the stored domains are capped (``BaBSettings.max_domains`` and a memory budget)
+and the search reports ``open`` rather than grow past it. Deadline: the alpha/beta steps stop
+at it, a bounding it cut short ends the search, the branching estimate is skipped when it
+cannot finish, and a batch whose other work cannot finish in time is not started.
 """
 from __future__ import annotations
 
