@@ -90,6 +90,10 @@ class _Rows:
     def group_ok(self, lb, tol, done):
         return done | ((lb > tol).unsqueeze(-1) & self.member).any(1)  # (B, G)
 
+    def rows_open(self, grp_done):
+        """(B, K): the rows whose group is not done (``grp_done`` (B, G))."""
+        return ~(grp_done.unsqueeze(1) & self.member.unsqueeze(0)).any(-1)
+
     def group_best(self, lb):
         """(B, G): the best (highest) row lower bound of each group."""
         return lb.unsqueeze(-1).masked_fill(~self.member, -float("inf")).max(1).values

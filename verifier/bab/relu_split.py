@@ -204,7 +204,7 @@ def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: 
     pre_c = _split_bounds(graph, pre, layout, dom, flat, active)
     M, K = dom.numel(), rows.C.shape[0]
     # one item per (child, row of an open group)
-    row_open = ~(grp_ok.unsqueeze(1) & rows.member.unsqueeze(0)).any(-1)  # (B, K)
+    row_open = rows.rows_open(grp_ok)  # (B, K)
     mi, ki = torch.nonzero(row_open[dom], as_tuple=True)
     lb = torch.full((M, K), float("inf"), dtype=torch.float64, device=dev)
     for c0 in range(0, mi.numel(), FSB_CHUNK):  # chunks: the passes' tensors stay cache-sized
@@ -320,7 +320,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         with torch.no_grad():
             lb, tol, pre, record, infeasible, alphas, betas, Ax = _bound_domains(
                 graph, rows, x_lo, x_hi, pre_in, sgn, settings.relu_alpha_iters, recompute and not first, deadline,
-                al_in, set(pnodes[after + 1:]), be_in, ~(done.unsqueeze(1) & rows.member.unsqueeze(0)).any(-1),
+                al_in, set(pnodes[after + 1:]), be_in, rows.rows_open(done),
                 timing)
             inherit = (plb - ptol) > (lb - tol)
             lb, tol = torch.where(inherit, plb, lb), torch.where(inherit, ptol, tol)
