@@ -554,3 +554,41 @@ def test_crown_only_limits_the_refinement():
     for p in pnodes:
         v = vals[p].reshape(len(X), -1)
         assert torch.all(v >= last[p][0].reshape(1, -1) - 1e-9) and torch.all(v <= last[p][1].reshape(1, -1) + 1e-9)
+
+
+def test_crown_only_masks_refine_chosen_boxes():
+    """``crown_only`` as node -> (B,) mask (branch and bound: the domains whose split comes before the
+    node) refines exactly those boxes, as a run on each box alone would; the others keep interval bounds."""
+    g32, g64, C, d, lo, hi, rng = zoo_problem("fc", 3, radius=0.8)
+    pnodes = pre_activation_nodes(g64)
+    mid = (lo + hi) / 2
+    parts = []  # four sub-boxes of the region: halves of the first two inputs
+    for a in (0, 1):
+        for b in (0, 1):
+            l, h = lo.copy(), hi.copy()
+            l[0], h[0] = (lo[0], mid[0]) if a == 0 else (mid[0], hi[0])
+            l[1], h[1] = (lo[1], mid[1]) if b == 0 else (mid[1], hi[1])
+            parts.append((l, h))
+    x_lo = torch.tensor(np.stack([p[0] for p in parts]), dtype=F64)
+    x_hi = torch.tensor(np.stack([p[1] for p in parts]), dtype=F64)
+    masks = {pnodes[-1]: torch.tensor([True, False, True, False]), pnodes[1]: torch.tensor([False, True, True, False])}
+    got = intermediate_bounds(g64, x_lo, x_hi, "crown", crown_only=masks)
+    tightened = 0
+    for i in range(4):
+        alone = intermediate_bounds(g64, x_lo[i:i + 1], x_hi[i:i + 1], "crown",
+                                    crown_only={p for p, m in masks.items() if bool(m[i])})
+        for p in pnodes:
+            assert torch.allclose(got[p][0][i], alone[p][0][0], atol=1e-12)
+            assert torch.allclose(got[p][1][i], alone[p][1][0], atol=1e-12)
+        if bool(masks[pnodes[-1]][i]):
+            ibp = intermediate_bounds(g64, x_lo[i:i + 1], x_hi[i:i + 1], "ibp")
+            w = lambda b: b[pnodes[-1]][1] - b[pnodes[-1]][0]  # noqa: E731
+            tightened += int((w(alone) < w(ibp) - 1e-9).sum())
+        X = parts[i][0] + rng.random((2000, lo.size)) * (parts[i][1] - parts[i][0])
+        with torch.no_grad():
+            vals = g64.forward_all(torch.tensor(X))
+        for p in pnodes:
+            v = vals[p].reshape(len(X), -1)
+            assert torch.all(v >= got[p][0][i].reshape(1, -1) - 1e-9)
+            assert torch.all(v <= got[p][1][i].reshape(1, -1) + 1e-9)
+    assert tightened > 0  # the masked-in boxes really were refined beyond interval bounds

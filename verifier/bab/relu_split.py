@@ -4,9 +4,9 @@ A domain is a set of split decisions ``z_j >= 0`` / ``z_j <= 0`` on pre-activati
 neurons, stored as per-node clamp tensors. The root is bounded by alpha-CROWN with
 every layer's slopes optimised; disjuncts proven there are dropped, and the search
 bounds the remaining rows only. A batch of domains is bounded at once: the clamps are
-intersected into the interval bounds of their node, CROWN refines the layers after the
-batch's earliest new split (nets of at most 2048 neurons; the earlier layers would give
-the parent's bounds again), and the objective gets a few alpha/beta-CROWN steps (beta:
+intersected into the interval bounds of their node, CROWN refines each domain's layers after
+its new split (nets of at most 2048 neurons; the earlier layers would give the parent's
+bounds again), and the objective gets a few alpha/beta-CROWN steps (beta:
 multipliers of the split constraints) warm-started from the parent's optimised slopes and
 multipliers (kept per domain in float16 while the memory budget allows, the root's slopes after
 that), on the rows of the disjuncts still open in the domain only. A child keeps its parent's
@@ -18,8 +18,9 @@ unstable neuron left is decided by an exact LP, and, with
 
 Branching: the BaBSR-like score ``|A_j| * (-l_j u_j / (u_j - l_j))`` (the objective's
 coefficient on the neuron times the area of its relaxation) picks ``relu_fsb``
-candidates, and a one-pass bound of both children of each with the parent's slopes and
-multipliers (filtered smart branching) picks the neuron. Every open domain's bound-minimising
+candidates (4 where intermediate bounds are re-derived, 12 elsewhere), and a one-pass bound of
+both children of each with the parent's slopes and multipliers (filtered smart branching) picks
+the neuron. Every open domain's bound-minimising
 input is evaluated as a counterexample, and seeds the periodic PGD. Domains are taken worst
 bound first; the stored domains are capped (``BaBSettings.max_domains`` and a memory budget)
 and the search reports ``open`` rather than grow past it. Deadline: the alpha/beta steps stop
@@ -57,8 +58,8 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
 
     PRE holds each domain's known bounds of every pre-activation node (the parent's bounds with
     the split clamps applied); with ``recompute`` CROWN re-derives every layer from them (tighter,
-    costlier; ``crown_only`` limits it to those nodes: the ones after the earliest new split, since
-    CROWN on the others would give the parent's bounds again), otherwise they are used as they are
+    costlier; ``crown_only`` (node -> (B,) mask) limits it to the domains whose new split comes before
+    the node, since CROWN on the others would give the parent's bounds again), otherwise they are used as they are
     and only the objective is re-bounded.
     ``init_alphas`` and ``init_betas`` warm-start the slopes and split multipliers (the parents'
     optimised ones, node -> broadcastable to (B, K, *shape)). ``row_open`` (B, K) marks the rows still to
@@ -246,6 +247,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     neurons = sum(torch.Size(graph.shape_of(p)).numel() for p in pnodes)
     recompute = settings.relu_recompute if settings.relu_recompute is not None else neurons <= 2048
     stats["recompute_intermediate"] = recompute
+    fsb = settings.relu_fsb if settings.relu_fsb is not None else (4 if recompute else 12)
     per_domain = neurons * (2 * (8 if dt == torch.float64 else 4) + 1) + 64
     cap = int(min(settings.max_domains, MEMORY_BUDGET_BYTES // per_domain))
     stats["domain_cap"] = cap
@@ -315,12 +317,12 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         ALPHA = {k: v[rest] for k, v in ALPHA.items()}
         BETA = {k: v[rest] for k, v in BETA.items()}
         plb, ptol = PLB[sel], PTOL[sel]
-        after = int(SPL[sel].min())
+        spl = SPL[sel]
         DONE, PRI, PLB, PTOL, SPL = DONE[rest], PRI[rest], PLB[rest], PTOL[rest], SPL[rest]
         with torch.no_grad():
             lb, tol, pre, record, infeasible, alphas, betas, Ax = _bound_domains(
                 graph, rows, x_lo, x_hi, pre_in, sgn, settings.relu_alpha_iters, recompute and not first, deadline,
-                al_in, set(pnodes[after + 1:]), be_in, rows.rows_open(done),
+                al_in, {p: spl < k for k, p in enumerate(pnodes)}, be_in, rows.rows_open(done),
                 timing)
             inherit = (plb - ptol) > (lb - tol)
             lb, tol = torch.where(inherit, plb, lb), torch.where(inherit, ptol, tol)
@@ -386,10 +388,10 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             pre = {p: (pre[p][0][keep], pre[p][1][keep]) for p in pnodes}
             sgn = {p: sgn[p][keep] for p in pnodes}
         best_idx = best.indices[keep]
-        if settings.relu_fsb > 1 and deadline.left() > 1.5 * last_fsb:  # else the top score alone
+        if fsb > 1 and deadline.left() > 1.5 * last_fsb:  # else the top score alone
             t_fsb = time.monotonic()
             with torch.no_grad():
-                best_idx = _fsb_choose(graph, rows, x_lo, x_hi, pre, alphas, scores[keep], layout, settings.relu_fsb,
+                best_idx = _fsb_choose(graph, rows, x_lo, x_hi, pre, alphas, scores[keep], layout, fsb,
                                        ok, betas, sgn)
             stats["fsb_calls"] = stats.get("fsb_calls", 0) + 1
             last_fsb = time.monotonic() - t_fsb

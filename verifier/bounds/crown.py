@@ -188,12 +188,14 @@ def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, 
 
 
 def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, method: str = "crown",
-                        fixed: Bounds | None = None, crown_only: set | None = None) -> Bounds:
+                        fixed: Bounds | None = None, crown_only: set | dict | None = None) -> Bounds:
     """Bounds of every node; pre-activation nodes refined by CROWN when ``method != 'ibp'``.
 
     ``fixed`` may give known bounds of some pre-activation nodes (intersected in;
     used by branch and bound to impose ReLU splits). ``crown_only``, when given, limits the
-    CROWN refinement to those nodes (the others keep interval bounds intersected with ``fixed``).
+    CROWN refinement to those nodes (the others keep interval bounds intersected with ``fixed``);
+    as a dict it maps each node to refine to a ``(B,)`` mask of the boxes to refine it on (branch
+    and bound: the domains whose new split comes before the node).
     """
     B = x_lo.shape[0]
     b: Bounds = {graph.input_name: (x_lo.reshape(B, *graph.input_shape), x_hi.reshape(B, *graph.input_shape))}
@@ -208,6 +210,14 @@ def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, me
             # an affine function of the input alone is bounded exactly by the interval pass
             if method != "ibp" and (crown_only is None or node.name in crown_only) and \
                     after_nonlinear(graph, node.name):
-                lo, hi = crown_node_bounds(graph, node.name, x_lo, x_hi, b, lo, hi)
+                mask = crown_only.get(node.name) if isinstance(crown_only, dict) else None
+                if mask is None or bool(mask.all()):
+                    lo, hi = crown_node_bounds(graph, node.name, x_lo, x_hi, b, lo, hi)
+                elif bool(mask.any()):
+                    i = torch.nonzero(mask).flatten()
+                    sub = {k: (v[0][i], v[1][i]) if v[0].shape[0] == B else v for k, v in b.items() if k in targets}
+                    lo_i, hi_i = crown_node_bounds(graph, node.name, x_lo[i], x_hi[i], sub, lo[i], hi[i])
+                    lo, hi = lo.clone(), hi.clone()
+                    lo[i], hi[i] = lo_i, hi_i
         b[node.name] = (lo, hi)
     return b
