@@ -18,9 +18,9 @@ unstable neuron left is decided by an exact LP, and, with
 
 Branching: the BaBSR-like score ``|A_j| * (-l_j u_j / (u_j - l_j))`` (the objective's
 coefficient on the neuron times the area of its relaxation) picks ``relu_fsb``
-candidates (4 where intermediate bounds are re-derived, 12 elsewhere), and a one-pass bound of
-both children of each with the parent's slopes and multipliers (filtered smart branching) picks
-the neuron. Every open domain's bound-minimising
+candidates (12; where intermediate bounds are re-derived, searches with 4 and then 12 in turn:
+``relu_split_portfolio``), and a one-pass bound of both children of each with the parent's slopes
+and multipliers (filtered smart branching) picks the neuron. Every open domain's bound-minimising
 input is evaluated as a counterexample, and seeds the periodic PGD. Domains are taken worst
 bound first; the stored domains are capped (``BaBSettings.max_domains`` and a memory budget)
 and the search reports ``open`` rather than grow past it. Deadline: the alpha/beta steps stop
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 import torch
 
@@ -226,6 +227,38 @@ def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: 
     return top.indices[torch.arange(B, device=dev), worst.argmax(1)]
 
 
+def recomputes(graph, settings: BaBSettings) -> bool:
+    """Whether each domain's intermediate bounds are re-derived by CROWN (by default: nets of at most 2048 ReLUs)."""
+    if settings.relu_recompute is not None:
+        return settings.relu_recompute
+    return sum(torch.Size(graph.shape_of(p)).numel() for p in pre_activation_nodes(graph)) <= 2048
+
+
+def relu_split_portfolio(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline,
+                         stats: dict) -> tuple[str, Counterexample | None]:
+    """ReLU splitting; where intermediate bounds are re-derived and ``relu_fsb`` is not set, one search per
+    width of ``relu_fsb_portfolio`` in turn, each with its share of the time left (the last: the rest), each
+    from the root: the best branching width there is erratic from instance to instance."""
+    if settings.relu_fsb is not None or not settings.relu_fsb_portfolio or not recomputes(problem.graph, settings):
+        return relu_split_region(problem, lo_np, hi_np, idx, settings, deadline, stats)
+    outcome, cex = Outcome.OPEN, None
+    runs = settings.relu_fsb_portfolio
+    for k, (width, share) in enumerate(runs):
+        last = k == len(runs) - 1
+        budget = deadline if last else Deadline(max(0.0, deadline.left() * share))
+        outcome, cex = relu_split_region(problem, lo_np, hi_np, idx, replace(settings, relu_fsb=width), budget,
+                                         stats)
+        stats["portfolio_runs"] = k + 1
+        if outcome != Outcome.OPEN or last or deadline.expired() or stats.get("memory_cap_hit") or \
+                not stats.get("out_of_time"):
+            break
+        log.info("relu split: branching width %d left %d domains open; restarting with width %d", width,
+                 stats.get("open_domains", 0), runs[k + 1][0])
+        stats.pop("out_of_time", None)  # the share ran out, not the whole budget
+        stats.pop("open_domains", None)
+    return outcome, cex
+
+
 def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline,
                       stats: dict) -> tuple[str, Counterexample | None]:
     graph, spec = problem.graph, problem.spec
@@ -245,9 +278,9 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     if bool(grp_ok.all()):
         return Outcome.PROVEN, None
     neurons = sum(torch.Size(graph.shape_of(p)).numel() for p in pnodes)
-    recompute = settings.relu_recompute if settings.relu_recompute is not None else neurons <= 2048
+    recompute = recomputes(graph, settings)
     stats["recompute_intermediate"] = recompute
-    fsb = settings.relu_fsb if settings.relu_fsb is not None else (4 if recompute else 12)
+    fsb = settings.relu_fsb if settings.relu_fsb is not None else 12
     per_domain = neurons * (2 * (8 if dt == torch.float64 else 4) + 1) + 64
     cap = int(min(settings.max_domains, MEMORY_BUDGET_BYTES // per_domain))
     stats["domain_cap"] = cap

@@ -53,7 +53,7 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, settin
     stats["strategy"] = strategy
     t = time.monotonic()
     if strategy == "relu":
-        from .relu_split import relu_split_region as search_region
+        from .relu_split import relu_split_portfolio as search_region
     else:
         search_region = input_split_region
     all_proven = True
