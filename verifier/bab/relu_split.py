@@ -60,8 +60,8 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     PRE holds each domain's known bounds of every pre-activation node (the parent's bounds with
     the split clamps applied); with ``recompute`` CROWN re-derives every layer from them (tighter,
     costlier; ``crown_only`` (node -> (B,) mask) limits it to the domains whose new split comes before
-    the node, since CROWN on the others would give the parent's bounds again), otherwise they are used as they are
-    and only the objective is re-bounded.
+    the node, since CROWN on the others would give the parent's bounds again), otherwise they are used
+    as they are and only the objective is re-bounded.
     ``init_alphas`` and ``init_betas`` warm-start the slopes and split multipliers (the parents'
     optimised ones, node -> broadcastable to (B, K, *shape)). ``row_open`` (B, K) marks the rows still to
     prove: only those are optimised (one CROWN pass bounds every row); after a few splits most domains
