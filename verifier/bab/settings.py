@@ -27,10 +27,11 @@ class BaBSettings:
     # multipliers while at most this many domains are stored (None: while the memory budget allows; 0: never)
     relu_fsb: int | None = None  # filtered smart branching: the best of this many top-scored neurons (1: the
     # top score); None: 12, and ``relu_fsb_portfolio`` where intermediate bounds are re-derived per domain
-    relu_fsb_portfolio: tuple = ((4, 0.25), (12, 1.0))  # (width, share of the time left) run in turn where
+    relu_fsb_portfolio: tuple = ((4, 0.1), (12, 1.0))  # (width, share of the time left) run in turn where
     # intermediate bounds are re-derived: the one-pass estimate does not see how a split tightens the later
     # layers' bounds there, and which width suits an instance is erratic (mnist_fc 256x4 prop_8_0.03: k=4
-    # 1.9 s, k=12 58 s; 256x2 prop_10_0.05: k=4 > 120 s, k=12 0.7 s)
+    # 1.9 s, k=12 58 s; 256x2 prop_10_0.05: k=4 > 120 s, k=12 0.7 s); k=4 wins quickly where it wins,
+    # while k=12 may need long runs (256x4 prop_11_0.05: stuck at -1.17 with k=4, -0.69 -> -0.30 in 225 s)
     relu_milp_max_unstable: int = 0  # MILP fallback: a domain with at most this many unstable ReLUs is solved
     # by one small MILP (HiGHS) instead of being split further (0: off; domains with none use an exact LP)
     relu_recompute: bool | None = None  # re-derive intermediate bounds per domain (None: when <= 2048 neurons)
