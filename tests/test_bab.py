@@ -318,14 +318,14 @@ def test_relu_split_drops_warm_starts_past_their_cap_and_still_proves(tmp_path):
     assert r.stats.get("warm_start_dropped_at", 0) >= 2, r.stats
 
 
-
 def test_relu_split_portfolio_restarts_with_the_next_width(tmp_path):
     """Where intermediate bounds are re-derived, the branching widths of ``relu_fsb_portfolio`` run in
     turn: a first search whose share of the time runs out is followed by the next width, which proves
     the instance (the first one's time-out must not end the search or leave ``out_of_time`` behind)."""
     path, lo, hi, c, best = make_case(tmp_path, 7, sizes=(3, 8, 8, 2))
     p = problem_for(tmp_path, path, lo, hi, c, best - 0.02 * (1 + abs(best)), "deep")
-    settings = replace(STRATEGIES["relu"], relu_fsb=None, relu_recompute=True, relu_fsb_portfolio=((4, 0.0), (12, 1.0)))
+    settings = replace(STRATEGIES["relu"], relu_fsb=None, relu_recompute=True,
+                       relu_fsb_portfolio=((4, 0.0), (12, 1.0)))
     r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
     assert r.verdict is Verdict.UNSAT, r.summary()
     assert r.stats["portfolio_runs"] == 2 and not r.stats.get("out_of_time"), r.stats
@@ -333,6 +333,7 @@ def test_relu_split_portfolio_restarts_with_the_next_width(tmp_path):
     settings = replace(settings, relu_fsb_portfolio=((4, 1.0), (12, 1.0)))
     r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
     assert r.verdict is Verdict.UNSAT and r.stats["portfolio_runs"] == 1, r.stats
+
 
 @pytest.mark.parametrize("seed", [3, 5, 7])
 def test_relu_split_on_a_disjunction_matches_milp_per_disjunct(tmp_path, seed):
