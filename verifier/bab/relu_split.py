@@ -227,11 +227,16 @@ def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: 
     return top.indices[torch.arange(B, device=dev), worst.argmax(1)]
 
 
+def relu_neurons(graph) -> int:
+    """How many neurons feed a ReLU (the size of a domain's bounds)."""
+    return sum(torch.Size(graph.shape_of(p)).numel() for p in pre_activation_nodes(graph))
+
+
 def recomputes(graph, settings: BaBSettings) -> bool:
     """Whether each domain's intermediate bounds are re-derived by CROWN (by default: nets of at most 2048 ReLUs)."""
     if settings.relu_recompute is not None:
         return settings.relu_recompute
-    return sum(torch.Size(graph.shape_of(p)).numel() for p in pre_activation_nodes(graph)) <= 2048
+    return relu_neurons(graph) <= 2048
 
 
 def relu_split_portfolio(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline,
@@ -277,7 +282,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     grp_ok = rows.group_ok(ob.lower, ob.tol, torch.zeros(1, len(rows.groups), dtype=torch.bool, device=dev))
     if bool(grp_ok.all()):
         return Outcome.PROVEN, None
-    neurons = sum(torch.Size(graph.shape_of(p)).numel() for p in pnodes)
+    neurons = relu_neurons(graph)
     recompute = recomputes(graph, settings)
     stats["recompute_intermediate"] = recompute
     fsb = settings.relu_fsb if settings.relu_fsb is not None else 12
