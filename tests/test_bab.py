@@ -382,3 +382,69 @@ def test_relu_split_on_a_disjunction_matches_milp_per_disjunct(tmp_path, seed):
     assert r.verdict is Verdict.SAT, (seed, best, r.summary())
     y = r.counterexample.y
     assert any(c @ y <= d for c, d in zip(rows, reach))
+
+
+@pytest.mark.parametrize("kind", ["fc", "conv", "residual"])
+def test_fsb_child_bounds_started_at_the_split_layer_equal_full_passes(tmp_path, kind):
+    """Filtered smart branching's children bounded by passes that start at their split's ReLU (from the
+    parent's coefficients there) get the bounds of full passes, with split multipliers and slopes; on the
+    residual net, where a ReLU inside a block does not cut the graph, those children take full passes."""
+    from conftest import make_conv, make_residual
+    from verifier.bab.input_split import _Rows
+    from verifier.bab.relu_split import _fsb_child_bounds, _scores
+    from verifier.bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
+
+    model = {"fc": lambda: make_fc(4, sizes=(5, 10, 10, 10, 3)), "conv": lambda: make_conv(2, c=2, hw=8, n_out=3),
+             "residual": lambda: make_residual(1, n_in=4, width=8)}[kind]()
+    g = graph_from_onnx(model, dtype=F64)
+    n = g.n_inputs
+    lo, hi = -0.5 * np.ones(n), 0.5 * np.ones(n)
+    C = np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]])
+    spec_path = tmp_path / "two_rows.vnnlib"
+    spec_path.write_text(box_vnnlib(lo, hi, C=C, d=[0.0, 0.0]))
+    spec = Problem.load(save(model, tmp_path / "m.onnx"), spec_path).spec
+    (rlo, rhi, idx), = list(spec.regions())
+    rows = _Rows(spec, idx, g.device, F64)
+    xl, xh = torch.tensor(rlo).reshape(1, -1), torch.tensor(rhi).reshape(1, -1)
+    base = intermediate_bounds(g, xl, xh, "crown")
+    pnodes = [p for p in pre_activation_nodes(g) if p != g.input_name]
+    gen = torch.Generator().manual_seed(0)
+    B, K = 3, rows.C.shape[0]
+    pre, sgn, betas = {}, {}, {}
+    for p in pnodes:  # three domains, each with one neuron of every layer split (alternating sides)
+        l, u = (t.expand(B, *t.shape[1:]).clone() for t in base[p])
+        s = torch.zeros(l.shape, dtype=torch.int8)
+        unstable = torch.nonzero(((l[0] < 0) & (u[0] > 0)).flatten()).flatten()
+        for b in range(B):
+            if unstable.numel() > b:
+                j = int(unstable[b])
+                if b % 2:
+                    l[b].view(-1)[j], s[b].view(-1)[j] = 0.0, 1
+                else:
+                    u[b].view(-1)[j], s[b].view(-1)[j] = 0.0, -1
+        pre[p], sgn[p] = (l, u), s
+        betas[p] = torch.rand(B, K, *l.shape[1:], generator=gen, dtype=F64)
+    relus = [node.name for node in g.nonlinear_nodes()]
+    alphas = {r: torch.rand(B, K, *g.shape_of(r), generator=gen, dtype=F64) for r in relus}
+    record: dict = {}
+    lb = backward_lower(g, g.output_name, rows.C.reshape(1, K, *g.output_shape).expand(B, K, *g.output_shape),
+                        xl.expand(B, -1), xh.expand(B, -1), pre, record=record)
+    grp_ok = torch.zeros(B, len(rows.groups), dtype=torch.bool)
+    grp_ok[0, 0] = True  # one group already proven on the first domain: its rows are not bounded there
+    scores, layout = _scores(g, pre, record, lb, rows, grp_ok)
+    top = scores.topk(min(6, scores.shape[1]), dim=1)
+    dom = torch.arange(B).repeat_interleave(2 * top.indices.shape[1])
+    flat = top.indices.repeat_interleave(2, dim=1).reshape(-1)
+    active = torch.tensor([True, False]).repeat(flat.numel() // 2)
+    args = (g, rows, xl, xh, pre, alphas, layout, dom, flat, active, grp_ok, betas, sgn)
+    part, full = _fsb_child_bounds(*args, partial=True), _fsb_child_bounds(*args, partial=False)
+    assert torch.equal(torch.isinf(part), torch.isinf(full)) and bool(torch.isinf(full[dom == 0, 0]).all())
+    fin = torch.isfinite(full)
+    assert bool(fin.any())
+    assert torch.allclose(part[fin], full[fin], rtol=1e-9, atol=1e-9), (part - full).abs().max()
+    cuts: dict = {}
+    backward_lower(g, g.output_name, rows.C.reshape(1, K, *g.output_shape), xl, xh, base, cuts=cuts)
+    if kind == "residual":
+        assert 0 < len(cuts) < len(relus), (list(cuts), relus)  # the ReLU inside a block is no cut
+    else:
+        assert sorted(cuts) == sorted(relus)

@@ -203,28 +203,77 @@ def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: 
     dom = torch.arange(B, device=dev).repeat_interleave(2 * k)
     flat = top.indices.repeat_interleave(2, dim=1).reshape(-1)
     active = torch.tensor([True, False], device=dev).repeat(B * k)
-    pre_c = _split_bounds(graph, pre, layout, dom, flat, active)
-    M, K = dom.numel(), rows.C.shape[0]
-    # one item per (child, row of an open group)
-    row_open = rows.rows_open(grp_ok)  # (B, K)
-    mi, ki = torch.nonzero(row_open[dom], as_tuple=True)
-    lb = torch.full((M, K), float("inf"), dtype=torch.float64, device=dev)
-    for c0 in range(0, mi.numel(), FSB_CHUNK):  # chunks: the passes' tensors stay cache-sized
-        m, kk = mi[c0:c0 + FSB_CHUNK], ki[c0:c0 + FSB_CHUNK]
-        N = m.numel()
-        A0 = rows.C[kk].reshape(N, 1, *graph.output_shape)
-        al = {n: a[dom[m], kk].unsqueeze(1) for n, a in alphas.items()} if alphas else None
-        extra = None
-        if betas and sgn is not None:
-            extra = {p: -(b[dom[m], kk] * sgn[p][dom[m]].to(b.dtype)).unsqueeze(1) for p, b in betas.items()}
-        pre_i = {p: (v[0][m], v[1][m]) for p, v in pre_c.items()}
-        lb_i = backward_lower(graph, graph.output_name, A0, x_lo.expand(N, -1), x_hi.expand(N, -1), pre_i, al,
-                              extra=extra)
-        lb[m, kk] = lb_i[:, 0].double() - rows.d[kk].double()
+    lb = _fsb_child_bounds(graph, rows, x_lo, x_hi, pre, alphas, layout, dom, flat, active, grp_ok, betas, sgn)
     gb = rows.group_best(lb).masked_fill(grp_ok[dom], float("inf"))
     worst = gb.min(1).values.reshape(B, k, 2).min(-1).values  # the worse child of each candidate
     worst = torch.where(top.values >= 0, worst, torch.full_like(worst, -float("inf")))
     return top.indices[torch.arange(B, device=dev), worst.argmax(1)]
+
+
+def _fsb_child_bounds(graph, rows: _Rows, x_lo, x_hi, pre, alphas, layout, dom, flat, active, grp_ok, betas=None,
+                      sgn=None, partial: bool = True):
+    """One-pass lower bounds (M, K) of the children (parent ``dom``, neuron ``flat``, side ``active``) on the
+    rows of their parents' open groups (+inf elsewhere), with the parents' slopes and multipliers.
+
+    A child differs from its parent only at its split neuron, so above the split's ReLU its pass is the
+    parent's: with ``partial``, one pass per parent records the coefficients and constant at each ReLU that
+    cuts the graph, and each child's pass starts there (``backward_lower(cuts=...)``); the same bounds as
+    full passes, for a fraction of the work on splits in the early layers.
+    """
+    pre_c = _split_bounds(graph, pre, layout, dom, flat, active)
+    M, K = dom.numel(), rows.C.shape[0]
+    dev = dom.device
+    row_open = rows.rows_open(grp_ok)  # (B, K)
+    lb = torch.full((M, K), float("inf"), dtype=torch.float64, device=dev)
+
+    def items(b, kk):  # the slopes and split-multiplier terms of items (domain b, row kk)
+        al = {n: a[b, kk].unsqueeze(1) for n, a in alphas.items()} if alphas else None
+        extra = None
+        if betas and sgn is not None:
+            extra = {p: -(v[b, kk] * sgn[p][b].to(v.dtype)).unsqueeze(1) for p, v in betas.items()}
+        return al, extra
+
+    # one item per (child, row of an open group)
+    mi, ki = torch.nonzero(row_open[dom], as_tuple=True)
+    start = {}  # child item -> (ReLU node, A, bias) where its pass may start
+    if partial and row_open.any():
+        relu_of = {n.inputs[0]: n.name for n in graph.nonlinear_nodes()}
+        pi, pk = torch.nonzero(row_open, as_tuple=True)
+        pidx = torch.full(row_open.shape, -1, dtype=torch.long, device=dev)
+        pidx[pi, pk] = torch.arange(pi.numel(), device=dev)
+        cuts: dict = {}
+        al, extra = items(pi, pk)
+        N = pi.numel()
+        backward_lower(graph, graph.output_name, rows.C[pk].reshape(N, 1, *graph.output_shape),
+                       x_lo.expand(N, -1), x_hi.expand(N, -1), {p: (v[0][pi], v[1][pi]) for p, v in pre.items()},
+                       al, extra=extra, cuts=cuts)
+        bounds = torch.tensor([size for _, size in layout], device=dev).cumsum(0)
+        layer = torch.bucketize(flat[mi], bounds, right=True)
+        for li, (p, _) in enumerate(layout):
+            node = relu_of.get(p)
+            if node in cuts:
+                start[li] = (node, *cuts[node])
+    else:
+        layer = torch.zeros_like(mi)
+        pidx = None
+    groups = [(li, torch.nonzero(layer == li).flatten()) for li in start] + \
+        [(None, torch.nonzero(~torch.isin(layer, torch.tensor(list(start), dtype=torch.long, device=dev))).flatten())]
+    for li, sel in groups:
+        for c0 in range(0, sel.numel(), FSB_CHUNK):  # chunks: the passes' tensors stay cache-sized
+            s = sel[c0:c0 + FSB_CHUNK]
+            m, kk = mi[s], ki[s]
+            N = m.numel()
+            al, extra = items(dom[m], kk)
+            pre_i = {p: (v[0][m], v[1][m]) for p, v in pre_c.items()}
+            if li is None:
+                node, A0, base = graph.output_name, rows.C[kk].reshape(N, 1, *graph.output_shape), 0.0
+            else:
+                node, A_cut, b_cut = start[li]
+                par = pidx[dom[m], kk]
+                A0, base = A_cut[par], b_cut[par][:, 0].double()
+            lb_i = backward_lower(graph, node, A0, x_lo.expand(N, -1), x_hi.expand(N, -1), pre_i, al, extra=extra)
+            lb[m, kk] = lb_i[:, 0].double() + base - rows.d[kk].double()
+    return lb
 
 
 def relu_neurons(graph) -> int:

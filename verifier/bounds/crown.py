@@ -33,7 +33,7 @@ def ancestors(graph: Graph, start: str) -> set[str]:
 def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tensor, x_hi: torch.Tensor,
                    pre: Bounds, alphas: dict[str, torch.Tensor] | None = None, return_linear: bool = False,
                    record: dict | None = None, extra: dict[str, torch.Tensor] | None = None,
-                   out: dict | None = None):
+                   out: dict | None = None, cuts: dict | None = None):
     """Lower bounds of ``A0 . node(start)`` over the input boxes.
 
     A0: ``(B, K, *shape(start))``; x_lo, x_hi: ``(B, n_inputs)``; pre: bounds of each
@@ -45,6 +45,10 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
     the pass reaches them (the Lagrangian terms of split constraints in beta-CROWN).
     ``out``, when given, receives ``bias_abs`` ``(B, K)``: the sum of the magnitudes of every
     constant term added along the pass, which sizes the float rounding allowance.
+    ``cuts``, when given, receives ``(A, bias)`` at each nonlinear node that is the whole frontier of
+    the pass when it is reached (every path to the input goes through it): the lower bound is then
+    ``bias`` plus the same pass started at that node with ``A0 = A`` (filtered smart branching
+    re-runs only that part for children split at or below the node).
     """
     B, K = A0.shape[:2]
     As: dict[str, torch.Tensor] = {start: A0}
@@ -59,6 +63,8 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
         if node.name not in live or node.name not in As:
             continue
         A = As.pop(node.name)
+        if cuts is not None and not As and not node.op.affine:
+            cuts[node.name] = (A, bias.clone())
         if extra is not None and node.name in extra:
             A = A + extra[node.name]
         if node.op.affine:
