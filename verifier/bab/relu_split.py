@@ -36,7 +36,7 @@ from dataclasses import replace
 import torch
 
 from ..attack import pgd_attack
-from ..bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
+from ..bounds.crown import ancestors, backward_lower, intermediate_bounds, pre_activation_nodes
 from ..bounds.objective import BoundSettings, concretize_lower, objective_bounds, optimise_slopes, start_alphas
 from ..options import AttackSettings
 from ..problem import Deadline, Problem
@@ -226,50 +226,53 @@ def _fsb_child_bounds(graph, rows: _Rows, x_lo, x_hi, pre, alphas, layout, dom, 
     row_open = rows.rows_open(grp_ok)  # (B, K)
     lb = torch.full((M, K), float("inf"), dtype=torch.float64, device=dev)
 
-    def items(b, kk):  # the slopes and split-multiplier terms of items (domain b, row kk)
-        al = {n: a[b, kk].unsqueeze(1) for n, a in alphas.items()} if alphas else None
-        extra = None
-        if betas and sgn is not None:
-            extra = {p: -(v[b, kk] * sgn[p][b].to(v.dtype)).unsqueeze(1) for p, v in betas.items()}
+    # one item per (parent, row of an open group), and one per (child, row of its parent's open groups)
+    pi, pk = torch.nonzero(row_open, as_tuple=True)
+    pidx = torch.full(row_open.shape, -1, dtype=torch.long, device=dev)
+    pidx[pi, pk] = torch.arange(pi.numel(), device=dev)
+    mi, ki = torch.nonzero(row_open[dom], as_tuple=True)
+    par_of = pidx[dom[mi], ki]
+    extra_par = None  # the split multipliers' terms per parent item (a child's new split has none yet)
+    if betas and sgn is not None:
+        extra_par = {p: -(v[pi, pk] * sgn[p][pi].to(v.dtype)).unsqueeze(1) for p, v in betas.items()}
+
+    def items(b, kk, par, names):  # slopes and split-multiplier terms of items, on the nodes ``names`` only
+        al = {n: a[b, kk].unsqueeze(1) for n, a in alphas.items() if n in names} if alphas else None
+        extra = {p: v[par] for p, v in extra_par.items() if p in names} if extra_par else None
         return al, extra
 
-    # one item per (child, row of an open group)
-    mi, ki = torch.nonzero(row_open[dom], as_tuple=True)
-    start = {}  # child item -> (ReLU node, A, bias) where its pass may start
-    if partial and row_open.any():
+    start = {}  # layer of the split -> (ReLU node, A, bias) where its children's passes start
+    layer = torch.full_like(mi, -1)
+    if partial and pi.numel():
         relu_of = {n.inputs[0]: n.name for n in graph.nonlinear_nodes()}
-        pi, pk = torch.nonzero(row_open, as_tuple=True)
-        pidx = torch.full(row_open.shape, -1, dtype=torch.long, device=dev)
-        pidx[pi, pk] = torch.arange(pi.numel(), device=dev)
         cuts: dict = {}
-        al, extra = items(pi, pk)
         N = pi.numel()
+        al = {n: a[pi, pk].unsqueeze(1) for n, a in alphas.items()} if alphas else None
         backward_lower(graph, graph.output_name, rows.C[pk].reshape(N, 1, *graph.output_shape),
                        x_lo.expand(N, -1), x_hi.expand(N, -1), {p: (v[0][pi], v[1][pi]) for p, v in pre.items()},
-                       al, extra=extra, cuts=cuts)
+                       al, extra=extra_par, cuts=cuts)
         bounds = torch.tensor([size for _, size in layout], device=dev).cumsum(0)
         layer = torch.bucketize(flat[mi], bounds, right=True)
         for li, (p, _) in enumerate(layout):
             node = relu_of.get(p)
             if node in cuts:
                 start[li] = (node, *cuts[node])
-    else:
-        layer = torch.zeros_like(mi)
-        pidx = None
-    groups = [(li, torch.nonzero(layer == li).flatten()) for li in start] + \
-        [(None, torch.nonzero(~torch.isin(layer, torch.tensor(list(start), dtype=torch.long, device=dev))).flatten())]
+    rest = ~torch.isin(layer, torch.tensor(list(start), dtype=torch.long, device=dev))
+    groups = [(li, torch.nonzero(layer == li).flatten()) for li in start] + [(None, torch.nonzero(rest).flatten())]
+    everything = {n.name for n in graph.nodes} | {graph.input_name}
     for li, sel in groups:
+        node = graph.output_name if li is None else start[li][0]
+        names = everything if li is None else ancestors(graph, node) | {graph.input_name}
         for c0 in range(0, sel.numel(), FSB_CHUNK):  # chunks: the passes' tensors stay cache-sized
             s = sel[c0:c0 + FSB_CHUNK]
-            m, kk = mi[s], ki[s]
+            m, kk, par = mi[s], ki[s], par_of[s]
             N = m.numel()
-            al, extra = items(dom[m], kk)
-            pre_i = {p: (v[0][m], v[1][m]) for p, v in pre_c.items()}
+            al, extra = items(dom[m], kk, par, names)
+            pre_i = {p: (v[0][m], v[1][m]) for p, v in pre_c.items() if p in names}
             if li is None:
-                node, A0, base = graph.output_name, rows.C[kk].reshape(N, 1, *graph.output_shape), 0.0
+                A0, base = rows.C[kk].reshape(N, 1, *graph.output_shape), 0.0
             else:
-                node, A_cut, b_cut = start[li]
-                par = pidx[dom[m], kk]
+                _, A_cut, b_cut = start[li]
                 A0, base = A_cut[par], b_cut[par][:, 0].double()
             lb_i = backward_lower(graph, node, A0, x_lo.expand(N, -1), x_hi.expand(N, -1), pre_i, al, extra=extra)
             lb[m, kk] = lb_i[:, 0].double() + base - rows.d[kk].double()
