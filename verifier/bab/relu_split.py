@@ -377,6 +377,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     batch = settings.relu_batch if recompute else 4 * settings.relu_batch
     last_log = time.monotonic()
     it = 0
+    t_start, t_attack = time.monotonic(), 0.0
     first = True
     unresolved = False
     # seconds the previous iteration took, less its alpha/beta steps (which stop at the deadline): an
@@ -516,12 +517,17 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             log.warning("branch and bound: %d domains exceed the cap of %d; giving up on this region", PRI.numel(), cap)
             stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel()
             return Outcome.OPEN, None
-        if settings.attack_every and it % settings.attack_every == 0:
-            # PGD started from the worst domains' bound-minimising vertices (and random points)
+        if settings.attack_every and it % settings.attack_every == 0 and \
+                t_attack <= settings.attack_share * (time.monotonic() - t_start):
+            # PGD started from the worst domains' bound-minimising vertices (and random points), within its
+            # share of the search time (every bound-minimising input is tried as a counterexample anyway)
+            t_a = time.monotonic()
             starts = torch.where(Ax[:8] > 0, x_lo.unsqueeze(1), x_hi.unsqueeze(1)).reshape(-1, x_lo.shape[1])
             cex = pgd_attack(graph, spec, AttackSettings(restarts=32, steps=50, seed=it),
                              Deadline(min(2.0, deadline.left())), problem.reference, rounds=3,
                              starts=starts.double().cpu().numpy())
+            t_attack += time.monotonic() - t_a
+            stats["search_attacks"] = stats.get("search_attacks", 0) + 1
             if cex is not None:
                 return Outcome.FALSIFIED, cex
         if time.monotonic() - last_log > settings.log_every:

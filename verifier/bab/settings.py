@@ -38,5 +38,6 @@ class BaBSettings:
     root_alpha: bool = True  # try alpha-CROWN once at the root before branching (ReLU splitting)
     attack_fraction: float = 0.1  # at most this share of the time for the first attack
     attack_rounds: int = 2  # rounds of random restarts in the first attack
-    attack_every: int = 20  # PGD on the worst domains every N iterations (ReLU splitting)
+    attack_every: int = 20  # PGD on the worst domains every N iterations (ReLU splitting) ...
+    attack_share: float = 0.03  # ... while those attacks have taken at most this share of the search time
     log_every: float = 2.0  # seconds between progress lines with --verbose
