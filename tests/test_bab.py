@@ -448,3 +448,30 @@ def test_fsb_child_bounds_started_at_the_split_layer_equal_full_passes(tmp_path,
         assert 0 < len(cuts) < len(relus), (list(cuts), relus)  # the ReLU inside a block is no cut
     else:
         assert sorted(cuts) == sorted(relus)
+
+
+def test_domain_store_takes_the_worst_and_reuses_freed_slots():
+    """The open domains' store: ``take`` returns the smallest priorities with their own rows, ``add`` fills
+    freed slots before growing, and ``drop`` forgets a field."""
+    from verifier.bab.domain_store import DomainStore
+
+    gen = torch.Generator().manual_seed(0)
+    pri = torch.rand(10, generator=gen, dtype=F64)
+    rows = torch.arange(10, dtype=F64).reshape(10, 1).repeat(1, 3)
+    store = DomainStore({"x": rows, "flag": torch.zeros(10, dtype=torch.int8)}, pri, limit=40)
+    got, p = store.take(4)
+    assert torch.equal(torch.sort(p).values, torch.sort(pri).values[:4])
+    assert torch.equal(got["x"][:, 0], torch.tensor([float(torch.nonzero(pri == v)) for v in p], dtype=F64))
+    assert len(store) == 6 and store.capacity == 10
+    store.add({"x": torch.full((4, 3), -1.0, dtype=F64), "flag": torch.ones(4, dtype=torch.int8)},
+              torch.full((4,), -5.0, dtype=F64))
+    assert len(store) == 10 and store.capacity == 10  # the freed slots were reused
+    store.add({"x": torch.full((3, 3), -2.0, dtype=F64), "flag": torch.ones(3, dtype=torch.int8)},
+              torch.full((3,), -9.0, dtype=F64))
+    assert len(store) == 13 and 13 <= store.capacity <= 40 + 3
+    got, p = store.take(3)
+    assert bool((p == -9.0).all()) and bool((got["x"] == -2.0).all()) and bool((got["flag"] == 1).all())
+    store.drop(["flag"])
+    got, p = store.take(100)  # more than stored: all of them, worst first
+    assert len(store) == 0 and p.shape[0] == 10 and set(got) == {"x"}
+    assert int((p == -5.0).sum()) == 4 and bool((p[4:] >= 0).all())

@@ -42,6 +42,7 @@ from ..options import AttackSettings
 from ..problem import Deadline, Problem
 from ..result import Counterexample
 from .input_split import Outcome, _Rows, _falsify
+from .domain_store import DomainStore
 from .exact_domains import solve_domain_milp, solve_linear_domain
 from .settings import BaBSettings
 
@@ -356,24 +357,26 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     warm_cap = int(min(cap, MEMORY_BUDGET_BYTES // (per_domain + warm_bytes)))
     if settings.relu_warm_domains is not None:
         warm_cap = min(warm_cap, settings.relu_warm_domains)
-    PRE = {p: (root_pre[p][0].clone(), root_pre[p][1].clone()) for p in pnodes}
-    SGN = {p: torch.zeros((1, *graph.shape_of(p)), dtype=torch.int8, device=dev) for p in pnodes}
-    # each domain's best slopes and split multipliers (per row), the warm start of its children's
-    # optimisation: restarting every child from the root's slopes loses the parent's optimum
+    # per domain: bounds ("lo:"/"hi:" node), split signs ("sgn:"), its groups done, the parent's bound per
+    # row (valid on every child, so a child is never bounded worse), the layer (index in pnodes) of the
+    # split that made it (layers up to it need no new CROWN), and while the memory budget allows its best
+    # slopes and split multipliers per row ("alpha:"/"beta:"), the warm start of its children's
+    # optimisation (restarting every child from the root's slopes loses the parent's optimum)
+    root = {}
+    for p in pnodes:
+        root[f"lo:{p}"], root[f"hi:{p}"] = root_pre[p][0], root_pre[p][1]
+        root[f"sgn:{p}"] = torch.zeros((1, *graph.shape_of(p)), dtype=torch.int8, device=dev)
+    root["done"] = torch.zeros(1, len(open_g), dtype=torch.bool, device=dev)
+    root["plb"], root["ptol"] = ob.lower[:, kr], ob.tol[:, kr]
+    root["spl"] = torch.full((1,), len(pnodes), dtype=torch.long, device=dev)
     warm = settings.relu_alpha_iters > 0 and warm_cap > 0
-    ALPHA: dict = {}
-    BETA: dict = {}
     if warm:
         for node in graph.nonlinear_nodes():
-            ALPHA[node.name] = start_alphas(node, root_pre, 1, len(keep_rows), root_alphas).to(WARM_DTYPE)
-        BETA = {p: torch.zeros((1, len(keep_rows), *graph.shape_of(p)), dtype=WARM_DTYPE, device=dev)
-                for p in pnodes}
-    DONE = torch.zeros(1, len(open_g), dtype=torch.bool, device=dev)
-    PRI = torch.full((1,), -inf, dtype=torch.float64, device=dev)  # smaller = worse = first
-    # the parent's bound per row (lb, tol): valid on every child, so a child is never bounded worse
-    PLB, PTOL = ob.lower[:, kr].clone(), ob.tol[:, kr].clone()
-    # the layer (index in pnodes) of the split that made each domain: layers up to it need no new CROWN
-    SPL = torch.full((1,), len(pnodes), dtype=torch.long, device=dev)
+            root[f"alpha:{node.name}"] = start_alphas(node, root_pre, 1, len(keep_rows), root_alphas).to(WARM_DTYPE)
+        for p in pnodes:
+            root[f"beta:{p}"] = torch.zeros((1, len(keep_rows), *graph.shape_of(p)), dtype=WARM_DTYPE, device=dev)
+    # priority: the worst open row bound (smaller = worse = first)
+    store = DomainStore(root, torch.full((1,), -inf, dtype=torch.float64, device=dev), limit=cap)
     batch = settings.relu_batch if recompute else 4 * settings.relu_batch
     last_log = time.monotonic()
     it = 0
@@ -386,30 +389,25 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     timing: dict = {}
     last_fsb = 0.0  # seconds the previous branching estimate took
     t_batch = None
-    while PRI.numel() > 0:
+    while len(store) > 0:
         if t_batch is not None:
             last_batch = time.monotonic() - t_batch - timing.get("alpha", 0.0)
         if deadline.expired() or deadline.left() < last_batch:
-            stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel()
+            stats["open_domains"] = stats.get("open_domains", 0) + len(store)
             stats["out_of_time"] = True
             return Outcome.OPEN, None
         t_batch = time.monotonic()
         it += 1
-        take = min(batch, PRI.numel())
-        order = torch.argsort(PRI)
-        sel, rest = order[:take], order[take:]
-        pre_in = {p: (PRE[p][0][sel], PRE[p][1][sel]) for p in pnodes}
-        sgn = {p: SGN[p][sel] for p in pnodes}
-        done = DONE[sel]
-        PRE = {p: (PRE[p][0][rest], PRE[p][1][rest]) for p in pnodes}
-        SGN = {p: SGN[p][rest] for p in pnodes}
-        al_in = {k: v[sel].to(dt) for k, v in ALPHA.items()} if warm else root_alphas
-        be_in = {k: v[sel].to(dt) for k, v in BETA.items()} if warm else None
-        ALPHA = {k: v[rest] for k, v in ALPHA.items()}
-        BETA = {k: v[rest] for k, v in BETA.items()}
-        plb, ptol = PLB[sel], PTOL[sel]
-        spl = SPL[sel]
-        DONE, PRI, PLB, PTOL, SPL = DONE[rest], PRI[rest], PLB[rest], PTOL[rest], SPL[rest]
+        take = min(batch, len(store))
+        d, _ = store.take(take)
+        pre_in = {p: (d[f"lo:{p}"], d[f"hi:{p}"]) for p in pnodes}
+        sgn = {p: d[f"sgn:{p}"] for p in pnodes}
+        done, plb, ptol, spl = d["done"], d["plb"], d["ptol"], d["spl"]
+        if warm:
+            al_in = {node.name: d[f"alpha:{node.name}"].to(dt) for node in graph.nonlinear_nodes()}
+            be_in = {p: d[f"beta:{p}"].to(dt) for p in pnodes}
+        else:
+            al_in, be_in = root_alphas, None
         with torch.no_grad():
             lb, tol, pre, record, infeasible, alphas, betas, Ax = _bound_domains(
                 graph, rows, x_lo, x_hi, pre_in, sgn, settings.relu_alpha_iters, recompute and not first, deadline,
@@ -425,7 +423,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         if not bool(open_.any()):
             continue
         if deadline.expired():  # the bounding stopped at the deadline: its open domains stay open
-            stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel() + int(open_.sum())
+            stats["open_domains"] = stats.get("open_domains", 0) + len(store) + int(open_.sum())
             stats["out_of_time"] = True
             return Outcome.OPEN, None
         o = torch.nonzero(open_).flatten()
@@ -491,31 +489,28 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         both = torch.arange(n, device=dev).repeat(2)
         active = torch.arange(2 * n, device=dev) < n
         ch_pre, ch_sgn, k_layer = _split_bounds(graph, pre, layout, both, best_idx.repeat(2), active, sgn)
+        children = {"done": torch.cat([ok, ok]), "plb": torch.cat([lb, lb]), "ptol": torch.cat([tol, tol]),
+                    "spl": torch.tensor([pnodes.index(p) for p, _ in layout], device=dev)[k_layer]}
         for p in pnodes:
-            PRE[p] = (torch.cat([PRE[p][0], ch_pre[p][0]]), torch.cat([PRE[p][1], ch_pre[p][1]]))
-            SGN[p] = torch.cat([SGN[p], ch_sgn[p]])
-        if warm:
+            children[f"lo:{p}"], children[f"hi:{p}"] = ch_pre[p]
+            children[f"sgn:{p}"] = ch_sgn[p]
+        if warm:  # a slope of each ReLU node and a multiplier of each split neuron, per row
             for k, v in alphas.items():
-                v = v.to(WARM_DTYPE)
-                ALPHA[k] = torch.cat([ALPHA[k], v, v])
+                children[f"alpha:{k}"] = torch.cat([v, v])
             for k, v in betas.items():
-                v = v.to(WARM_DTYPE)
-                BETA[k] = torch.cat([BETA[k], v, v])
-        layer = torch.tensor([pnodes.index(p) for p, _ in layout], device=dev)[k_layer]
+                children[f"beta:{k}"] = torch.cat([v, v])
         pri = rows.group_best(lb).masked_fill(ok, inf).min(1).values
-        DONE = torch.cat([DONE, ok, ok])
-        PRI = torch.cat([PRI, pri, pri])
-        PLB, PTOL = torch.cat([PLB, lb, lb]), torch.cat([PTOL, tol, tol])
-        SPL = torch.cat([SPL, layer])
-        stats["max_domains"] = max(stats.get("max_domains", 0), PRI.numel())
-        if warm and PRI.numel() > warm_cap:
-            warm, ALPHA, BETA = False, {}, {}
-            stats["warm_start_dropped_at"] = PRI.numel()
-            log.info("relu split: %d domains; no longer storing each domain's slopes (memory)", PRI.numel())
-        if PRI.numel() > cap:
+        store.add(children, torch.cat([pri, pri]))
+        stats["max_domains"] = max(stats.get("max_domains", 0), len(store))
+        if warm and len(store) > warm_cap:
+            warm = False
+            store.drop([k for k in store.data if k.startswith(("alpha:", "beta:"))])
+            stats["warm_start_dropped_at"] = len(store)
+            log.info("relu split: %d domains; no longer storing each domain's slopes (memory)", len(store))
+        if len(store) > cap:
             stats["memory_cap_hit"] = True
-            log.warning("branch and bound: %d domains exceed the cap of %d; giving up on this region", PRI.numel(), cap)
-            stats["open_domains"] = stats.get("open_domains", 0) + PRI.numel()
+            log.warning("branch and bound: %d domains exceed the cap of %d; giving up on this region", len(store), cap)
+            stats["open_domains"] = stats.get("open_domains", 0) + len(store)
             return Outcome.OPEN, None
         if settings.attack_every and it % settings.attack_every == 0 and \
                 t_attack <= settings.attack_share * (time.monotonic() - t_start):
@@ -533,5 +528,6 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         if time.monotonic() - last_log > settings.log_every:
             last_log = time.monotonic()
             log.info("relu split: %d domains, %d bounded, worst bound %.4g, %.1fs left",
-                     PRI.numel(), stats["domains"], float(PRI.min()) if PRI.numel() else 0.0, deadline.left())
+                     len(store), stats["domains"], float(store.pri[store.alive].min()) if len(store) else 0.0,
+                     deadline.left())
     return (Outcome.OPEN if unresolved else Outcome.PROVEN), None
