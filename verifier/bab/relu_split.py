@@ -376,7 +376,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         for p in pnodes:
             root[f"beta:{p}"] = torch.zeros((1, len(keep_rows), *graph.shape_of(p)), dtype=WARM_DTYPE, device=dev)
     # priority: the worst open row bound (smaller = worse = first)
-    store = DomainStore(root, torch.full((1,), -inf, dtype=torch.float64, device=dev), limit=cap)
+    store = DomainStore(root, torch.full((1,), -inf, dtype=torch.float64, device=dev),
+                        limit=warm_cap if warm else cap)
     batch = settings.relu_batch if recompute else 4 * settings.relu_batch
     last_log = time.monotonic()
     it = 0
@@ -505,6 +506,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         if warm and len(store) > warm_cap:
             warm = False
             store.drop([k for k in store.data if k.startswith(("alpha:", "beta:"))])
+            store.limit = cap
             stats["warm_start_dropped_at"] = len(store)
             log.info("relu split: %d domains; no longer storing each domain's slopes (memory)", len(store))
         if len(store) > cap:
