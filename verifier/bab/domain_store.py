@@ -29,6 +29,10 @@ class DomainStore:
     def capacity(self) -> int:
         return self.alive.shape[0]
 
+    def worst(self) -> float | None:
+        """The smallest priority stored (None when empty)."""
+        return float(self.pri[self.alive].min()) if self.count else None
+
     def take(self, m: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Remove and return the ``m`` (at most ``len(self)``) domains of smallest priority: fields, priorities."""
         m = min(m, self.count)

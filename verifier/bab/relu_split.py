@@ -395,6 +395,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             last_batch = time.monotonic() - t_batch - timing.get("alpha", 0.0)
         if deadline.expired() or deadline.left() < last_batch:
             stats["open_domains"] = stats.get("open_domains", 0) + len(store)
+            stats["worst_open_bound"] = store.worst()
             stats["out_of_time"] = True
             return Outcome.OPEN, None
         t_batch = time.monotonic()
@@ -425,6 +426,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             continue
         if deadline.expired():  # the bounding stopped at the deadline: its open domains stay open
             stats["open_domains"] = stats.get("open_domains", 0) + len(store) + int(open_.sum())
+            here = float(rows.group_best(lb[open_]).masked_fill(ok[open_], inf).min())
+            stats["worst_open_bound"] = min(here, store.worst()) if len(store) else here
             stats["out_of_time"] = True
             return Outcome.OPEN, None
         o = torch.nonzero(open_).flatten()
@@ -513,6 +516,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             stats["memory_cap_hit"] = True
             log.warning("branch and bound: %d domains exceed the cap of %d; giving up on this region", len(store), cap)
             stats["open_domains"] = stats.get("open_domains", 0) + len(store)
+            stats["worst_open_bound"] = store.worst()
             return Outcome.OPEN, None
         if settings.attack_every and it % settings.attack_every == 0 and \
                 t_attack <= settings.attack_share * (time.monotonic() - t_start):
@@ -530,6 +534,6 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         if time.monotonic() - last_log > settings.log_every:
             last_log = time.monotonic()
             log.info("relu split: %d domains, %d bounded, worst bound %.4g, %.1fs left",
-                     len(store), stats["domains"], float(store.pri[store.alive].min()) if len(store) else 0.0,
+                     len(store), stats["domains"], store.worst() if len(store) else float("nan"),
                      deadline.left())
     return (Outcome.OPEN if unresolved else Outcome.PROVEN), None
