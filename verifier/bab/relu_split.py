@@ -20,9 +20,11 @@ Branching: the BaBSR-like score ``|A_j| * (-l_j u_j / (u_j - l_j))`` (the object
 coefficient on the neuron times the area of its relaxation) picks ``relu_fsb``
 candidates (12; where intermediate bounds are re-derived, searches with 4 and then 12 in turn:
 ``relu_split_portfolio``), and a one-pass bound of both children of each with the parent's slopes
-and multipliers (filtered smart branching) picks the neuron. Every open domain's bound-minimising
-input is evaluated as a counterexample, and seeds the periodic PGD. Domains are taken worst
-bound first; the stored domains are capped (``BaBSettings.max_domains`` and a memory budget)
+and multipliers (filtered smart branching; each child's pass starts at its split's ReLU from the
+parent's coefficients there) picks the neuron. Every open domain's bound-minimising
+input is evaluated as a counterexample, and seeds the periodic PGD (within ``attack_share`` of the
+search time). Domains are taken worst bound first from a ``DomainStore`` (slots: a batch copies
+its own domains only); the stored domains are capped (``BaBSettings.max_domains`` and a memory budget)
 and the search reports ``open`` rather than grow past it. Deadline: the alpha/beta steps stop
 at it, a bounding it cut short ends the search, the branching estimate is skipped when it
 cannot finish, and a batch whose other work cannot finish in time is not started.
