@@ -19,7 +19,8 @@ from verifier.bab.domain_store import DomainStore  # noqa: E402
 
 
 def fields(n, neurons, rows):
-    return {"lo": torch.rand(n, neurons), "hi": torch.rand(n, neurons), "sgn": torch.zeros(n, neurons, dtype=torch.int8),
+    return {"lo": torch.rand(n, neurons), "hi": torch.rand(n, neurons),
+            "sgn": torch.zeros(n, neurons, dtype=torch.int8),
             "alpha": torch.rand(n, rows, neurons).half(), "beta": torch.rand(n, rows, neurons).half(),
             "plb": torch.rand(n, rows, dtype=torch.float64)}
 
