@@ -475,3 +475,8 @@ def test_domain_store_takes_the_worst_and_reuses_freed_slots():
     got, p = store.take(100)  # more than stored: all of them, worst first
     assert len(store) == 0 and p.shape[0] == 10 and set(got) == {"x"}
     assert int((p == -5.0).sum()) == 4 and bool((p[4:] >= 0).all())
+    # a domain whose priority is +inf or NaN is still taken, and freed slots never come back
+    store.add({"x": torch.tensor([[7.0] * 3, [8.0] * 3], dtype=F64)}, torch.tensor([float("nan"), float("inf")],
+                                                                                   dtype=F64))
+    got, p = store.take(5)
+    assert len(store) == 0 and sorted(got["x"][:, 0].tolist()) == [7.0, 8.0]

@@ -36,8 +36,8 @@ class DomainStore:
     def take(self, m: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Remove and return the ``m`` (at most ``len(self)``) domains of smallest priority: fields, priorities."""
         m = min(m, self.count)
-        key = torch.where(self.alive, self.pri, torch.full_like(self.pri, float("inf")))
-        idx = torch.topk(key, m, largest=False).indices
+        live = torch.nonzero(self.alive).flatten()  # among stored domains only, whatever their priority
+        idx = live[torch.topk(self.pri[live], m, largest=False).indices]
         out = {k: v[idx] for k, v in self.data.items()}
         pri = self.pri[idx]
         self.alive[idx] = False
