@@ -29,6 +29,8 @@ OPTS = VerifyOptions(timeout=30)
 STRATEGIES = {"input": BaBSettings(), "relu": BaBSettings(input_split_max_dim=0),
               # ReLU splitting by the top score alone (no filtered smart branching), no warm start
               "relu-basic": BaBSettings(input_split_max_dim=0, relu_fsb=1, root_alpha=False),
+              # intermediate bounds not re-derived (the default past 2048 ReLUs): domains stored as split signs
+              "relu-fixed": BaBSettings(input_split_max_dim=0, relu_recompute=False),
               # the MILP fallback: every domain with at most 100 unstable ReLUs goes to a small MILP
               "relu-milp": BaBSettings(input_split_max_dim=0, relu_milp_max_unstable=100)}
 
@@ -51,7 +53,7 @@ def problem_for(tmp_path, path, lo, hi, c, d, name):
     return Problem.load(path, spec_path)
 
 
-@pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic", "relu-milp"])
+@pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic", "relu-fixed", "relu-milp"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bab_matches_exact_optimum(tmp_path, seed, strategy):
     path, lo, hi, c, best = make_case(tmp_path, seed)
@@ -145,10 +147,12 @@ def test_auto_on_the_shipped_examples():
         assert str(r.verdict) == want, (model, r.summary())
 
 
+@pytest.mark.parametrize("recompute", [None, False])
 @pytest.mark.parametrize("seed,rel_margin", [(1, 0.003), (5, 0.008)])
-def test_relu_split_on_conv_net_matches_milp_optimum(tmp_path, seed, rel_margin):
+def test_relu_split_on_conv_net_matches_milp_optimum(tmp_path, seed, rel_margin, recompute):
     """ReLU splitting on a convolutional network (alpha/beta gradients through transposed convolutions,
-    warm starts, filtered smart branching) against the exact optimum of an MILP (HiGHS)."""
+    warm starts, filtered smart branching) against the exact optimum of an MILP (HiGHS); also without
+    re-deriving intermediate bounds (domains stored as split signs, bounds rebuilt from the root's)."""
     pytest.importorskip("highspy", reason="the exact optimum comes from HiGHS")
     from backends.base import SolveStatus, make_solver
     from backends.encoder import encode_network
@@ -169,7 +173,7 @@ def test_relu_split_on_conv_net_matches_milp_optimum(tmp_path, seed, rel_margin)
     assert out.status == SolveStatus.OPTIMAL and enc.n_unstable > 0
     best = out.objective
     margin = rel_margin * (1 + abs(best))  # small enough that the root bound cannot prove it
-    settings = BaBSettings(input_split_max_dim=0)
+    settings = BaBSettings(input_split_max_dim=0, relu_recompute=recompute)
     p = problem_for(tmp_path, path, lo, hi, c, best - margin, "conv_unreachable")
     r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
     assert r.verdict is Verdict.UNSAT, (seed, best, r.summary(), r.stats)

@@ -341,7 +341,9 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     recompute = recomputes(graph, settings)
     stats["recompute_intermediate"] = recompute
     fsb = settings.relu_fsb if settings.relu_fsb is not None else 12
-    per_domain = neurons * (2 * (8 if dt == torch.float64 else 4) + 1) + 64
+    # stored per domain: the split signs, and where bounds are re-derived the bounds (elsewhere a domain's bounds
+    # are the root's with its splits clamped in, rebuilt from the signs when it is taken)
+    per_domain = neurons * ((2 * (8 if dt == torch.float64 else 4) if recompute else 0) + 1) + 64
     cap = int(min(settings.max_domains, MEMORY_BUDGET_BYTES // per_domain))
     stats["domain_cap"] = cap
     inf = float("inf")
@@ -366,7 +368,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     # optimisation (restarting every child from the root's slopes loses the parent's optimum)
     root = {}
     for p in pnodes:
-        root[f"lo:{p}"], root[f"hi:{p}"] = root_pre[p][0], root_pre[p][1]
+        if recompute:
+            root[f"lo:{p}"], root[f"hi:{p}"] = root_pre[p][0], root_pre[p][1]
         root[f"sgn:{p}"] = torch.zeros((1, *graph.shape_of(p)), dtype=torch.int8, device=dev)
     root["done"] = torch.zeros(1, len(open_g), dtype=torch.bool, device=dev)
     root["plb"], root["ptol"] = ob.lower[:, kr], ob.tol[:, kr]
@@ -404,8 +407,13 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         it += 1
         take = min(batch, len(store))
         d, _ = store.take(take)
-        pre_in = {p: (d[f"lo:{p}"], d[f"hi:{p}"]) for p in pnodes}
         sgn = {p: d[f"sgn:{p}"] for p in pnodes}
+        if recompute:
+            pre_in = {p: (d[f"lo:{p}"], d[f"hi:{p}"]) for p in pnodes}
+        else:  # the root's bounds with the domain's splits: z >= 0 (sign 1), z <= 0 (sign -1)
+            zero = torch.zeros((), dtype=dt, device=dev)
+            pre_in = {p: (torch.where(sgn[p] > 0, zero, root_pre[p][0]), torch.where(sgn[p] < 0, zero, root_pre[p][1]))
+                      for p in pnodes}
         done, plb, ptol, spl = d["done"], d["plb"], d["ptol"], d["spl"]
         if warm:
             al_in = {node.name: d[f"alpha:{node.name}"].to(dt) for node in graph.nonlinear_nodes()}
@@ -498,7 +506,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         children = {"done": torch.cat([ok, ok]), "plb": torch.cat([lb, lb]), "ptol": torch.cat([tol, tol]),
                     "spl": torch.tensor([pnodes.index(p) for p, _ in layout], device=dev)[k_layer]}
         for p in pnodes:
-            children[f"lo:{p}"], children[f"hi:{p}"] = ch_pre[p]
+            if recompute:
+                children[f"lo:{p}"], children[f"hi:{p}"] = ch_pre[p]
             children[f"sgn:{p}"] = ch_sgn[p]
         if warm:  # a slope of each ReLU node and a multiplier of each split neuron, per row
             for k, v in alphas.items():
