@@ -162,32 +162,32 @@ def _scores(graph, pre, record, lb, rows: _Rows, grp_ok):
     return torch.cat(parts, 1), layout
 
 
-def _split_bounds(graph, pre, layout, dom, flat, active, sgn=None):
+def _split_bounds(graph, pre, layout, dom, flat, active, sgn=None, bounds: bool = True):
     """Copies of the domains ``dom`` (M,) of ``pre`` with neuron ``flat`` (M,) (index into the concatenated
     pre-activation nodes of ``layout``) clamped to ``z >= 0`` where ``active`` else ``z <= 0``.
 
-    With ``sgn`` (the domains' split signs) also returns the copies' signs with the new split
-    recorded, and the position in ``layout`` of each copy's split node: (pre, sgn, layer).
+    Returns (pre, sgn, layer): the copies' bounds (empty without ``bounds``), with ``sgn`` (the domains'
+    split signs) the copies' signs with the new split recorded (else empty), and the position in
+    ``layout`` of each copy's split node.
     """
     M = dom.numel()
     out, out_sgn, offset = {}, {}, 0
     layer = torch.zeros(M, dtype=torch.long, device=dom.device)
     for k, (p, size) in enumerate(layout):
         shape = graph.shape_of(p)
-        lo_p, hi_p = (t.reshape(t.shape[0], -1)[dom].clone() for t in pre[p])
         r = torch.nonzero((flat >= offset) & (flat < offset + size)).flatten()
         j, a = flat[r] - offset, active[r]
-        lo_p[r[a], j[a]] = 0.0
-        hi_p[r[~a], j[~a]] = 0.0
-        out[p] = (lo_p.reshape(M, *shape), hi_p.reshape(M, *shape))
+        if bounds:
+            lo_p, hi_p = (t.reshape(t.shape[0], -1)[dom].clone() for t in pre[p])
+            lo_p[r[a], j[a]] = 0.0
+            hi_p[r[~a], j[~a]] = 0.0
+            out[p] = (lo_p.reshape(M, *shape), hi_p.reshape(M, *shape))
         layer[r] = k
         if sgn is not None:
             s_p = sgn[p].reshape(sgn[p].shape[0], -1)[dom].clone()
             s_p[r, j] = torch.where(a, 1, -1).to(s_p.dtype)
             out_sgn[p] = s_p.reshape(M, *shape)
         offset += size
-    if sgn is None:
-        return out
     return out, out_sgn, layer
 
 
@@ -223,7 +223,7 @@ def _fsb_child_bounds(graph, rows: _Rows, x_lo, x_hi, pre, alphas, layout, dom, 
     cuts the graph, and each child's pass starts there (``backward_lower(cuts=...)``); the same bounds as
     full passes, for a fraction of the work on splits in the early layers.
     """
-    pre_c = _split_bounds(graph, pre, layout, dom, flat, active)
+    pre_c, _, child_layer = _split_bounds(graph, pre, layout, dom, flat, active)
     M, K = dom.numel(), rows.C.shape[0]
     dev = dom.device
     row_open = rows.rows_open(grp_ok)  # (B, K)
@@ -239,30 +239,29 @@ def _fsb_child_bounds(graph, rows: _Rows, x_lo, x_hi, pre, alphas, layout, dom, 
     if betas and sgn is not None:
         extra_par = {p: -(v[pi, pk] * sgn[p][pi].to(v.dtype)).unsqueeze(1) for p, v in betas.items()}
 
-    def items(b, kk, par, names):  # slopes and split-multiplier terms of items, on the nodes ``names`` only
+    def items(b, kk, par, names):  # slopes and split-multiplier terms of items (parent items ``par``; None: the
+        # parent items themselves), on the nodes ``names`` only
         al = {n: a[b, kk].unsqueeze(1) for n, a in alphas.items() if n in names} if alphas else None
-        extra = {p: v[par] for p, v in extra_par.items() if p in names} if extra_par else None
+        extra = {p: v if par is None else v[par] for p, v in extra_par.items() if p in names} if extra_par else None
         return al, extra
 
+    everything = {n.name for n in graph.nodes} | {graph.input_name}
     start = {}  # layer of the split -> (ReLU node, A, bias) where its children's passes start
-    layer = torch.full_like(mi, -1)
+    layer = child_layer[mi]
     if partial and pi.numel():
         relu_of = {n.inputs[0]: n.name for n in graph.nonlinear_nodes()}
         cuts: dict = {}
         N = pi.numel()
-        al = {n: a[pi, pk].unsqueeze(1) for n, a in alphas.items()} if alphas else None
+        al, extra = items(pi, pk, None, everything)
         backward_lower(graph, graph.output_name, rows.C[pk].reshape(N, 1, *graph.output_shape),
                        x_lo.expand(N, -1), x_hi.expand(N, -1), {p: (v[0][pi], v[1][pi]) for p, v in pre.items()},
-                       al, extra=extra_par, cuts=cuts)
-        bounds = torch.tensor([size for _, size in layout], device=dev).cumsum(0)
-        layer = torch.bucketize(flat[mi], bounds, right=True)
+                       al, extra=extra, cuts=cuts)
         for li, (p, _) in enumerate(layout):
             node = relu_of.get(p)
             if node in cuts:
                 start[li] = (node, *cuts[node])
     rest = ~torch.isin(layer, torch.tensor(list(start), dtype=torch.long, device=dev))
     groups = [(li, torch.nonzero(layer == li).flatten()) for li in start] + [(None, torch.nonzero(rest).flatten())]
-    everything = {n.name for n in graph.nodes} | {graph.input_name}
     for li, sel in groups:
         node = graph.output_name if li is None else start[li][0]
         names = everything if li is None else ancestors(graph, node) | {graph.input_name}
@@ -280,6 +279,11 @@ def _fsb_child_bounds(graph, rows: _Rows, x_lo, x_hi, pre, alphas, layout, dom, 
             lb_i = backward_lower(graph, node, A0, x_lo.expand(N, -1), x_hi.expand(N, -1), pre_i, al, extra=extra)
             lb[m, kk] = lb_i[:, 0].double() + base - rows.d[kk].double()
     return lb
+
+
+def _priority(rows: _Rows, lb, ok):
+    """(B,) a domain's place in the queue: its worst open group's best row bound (smaller: bounded sooner)."""
+    return rows.group_best(lb).masked_fill(ok, float("inf")).min(1).values
 
 
 def relu_neurons(graph) -> int:
@@ -436,7 +440,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             continue
         if deadline.expired():  # the bounding stopped at the deadline: its open domains stay open
             stats["open_domains"] = stats.get("open_domains", 0) + len(store) + int(open_.sum())
-            here = float(rows.group_best(lb[open_]).masked_fill(ok[open_], inf).min())
+            here = float(_priority(rows, lb[open_], ok[open_]).min())
             stats["worst_open_bound"] = min(here, store.worst()) if len(store) else here
             stats["out_of_time"] = True
             return Outcome.OPEN, None
@@ -502,7 +506,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         n = best_idx.numel()
         both = torch.arange(n, device=dev).repeat(2)
         active = torch.arange(2 * n, device=dev) < n
-        ch_pre, ch_sgn, k_layer = _split_bounds(graph, pre, layout, both, best_idx.repeat(2), active, sgn)
+        ch_pre, ch_sgn, k_layer = _split_bounds(graph, pre, layout, both, best_idx.repeat(2), active, sgn,
+                                                bounds=recompute)  # else rebuilt from the signs when taken
         children = {"done": torch.cat([ok, ok]), "plb": torch.cat([lb, lb]), "ptol": torch.cat([tol, tol]),
                     "spl": torch.tensor([pnodes.index(p) for p, _ in layout], device=dev)[k_layer]}
         for p in pnodes:
@@ -514,7 +519,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
                 children[f"alpha:{k}"] = torch.cat([v, v])
             for k, v in betas.items():
                 children[f"beta:{k}"] = torch.cat([v, v])
-        pri = rows.group_best(lb).masked_fill(ok, inf).min(1).values
+        pri = _priority(rows, lb, ok)
         store.add(children, torch.cat([pri, pri]))
         stats["max_domains"] = max(stats.get("max_domains", 0), len(store))
         if warm and len(store) > warm_cap:
