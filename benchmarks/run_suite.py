@@ -1,7 +1,7 @@
 """Run a benchmark folder in-process with --method auto and print solved counts and times.
 
 Usage: python benchmarks/run_suite.py BENCH_DIR [BENCH_DIR ...] [--method auto] [--timeout-scale 1.0]
-       [--limit N] [--filter SUBSTR] [--csv OUT.csv] [--threads N]
+       [--limit N] [--filter SUBSTR] [--csv OUT.csv] [--threads N] [--device cpu|cuda]
 Compares every answer with BENCH_DIR/expected.csv (wrong = sat where unsat is expected or the
 reverse) and ends with a table per folder. The acceptance run of the branch and bound:
     python benchmarks/run_suite.py ../shared/benchmarks/{test,acasxu,mnist_fc,oval21}
@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--filter", default="")
     ap.add_argument("--csv", default="")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads per instance (0: every core)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -65,7 +66,7 @@ def run_bench(bench: Path, args, out):
     for onnx, spec, timeout in rows:
         t0 = time.monotonic()
         r = verify(bench / onnx, bench / spec, method=args.method, timeout=float(timeout) * args.timeout_scale,
-                   options=VerifyOptions(threads=args.threads))
+                   options=VerifyOptions(threads=args.threads, device=args.device))
         dt = time.monotonic() - t0
         exp = expected.get((onnx, spec), "?")
         v = str(r.verdict)

@@ -64,16 +64,17 @@ def solve_linear_domain(problem, rows: _Rows, x_lo, x_hi, pre, sgn, grp_ok):
 
     from ..validate import validate_candidate
 
-    g64 = problem.graph64()
-    lo64, hi64 = x_lo.double(), x_hi.double()
-    pre64 = {k: (v[0].double(), v[1].double()) for k, v in pre.items()}
+    cpu = torch.device("cpu")  # small exact passes, then numpy: on the CPU whatever the search's device
+    g64 = problem.graph64().to(device=cpu)
+    lo64, hi64 = x_lo.to(cpu, torch.float64), x_hi.to(cpu, torch.float64)
+    pre64 = {k: (v[0].to(cpu, torch.float64), v[1].to(cpu, torch.float64)) for k, v in pre.items()}
     K = rows.C.shape[0]
-    A0 = rows.C.double().reshape(1, K, *g64.output_shape)
+    A0 = rows.C.to(cpu, torch.float64).reshape(1, K, *g64.output_shape)
     _, Ax, bias = backward_lower(g64, g64.output_name, A0, lo64, hi64, pre64, return_linear=True)
-    obj_A, obj_b = Ax[0].numpy(), bias[0].numpy() - rows.d.double().numpy()
+    obj_A, obj_b = Ax[0].numpy(), bias[0].numpy() - rows.d.to(cpu, torch.float64).numpy()
     A_ub, b_ub = [], []
     for p, s in sgn.items():
-        flat = s.reshape(-1)
+        flat = s.reshape(-1).cpu()
         idx = torch.nonzero(flat).flatten()
         if idx.numel() == 0:
             continue
