@@ -32,10 +32,12 @@ class CbcAdapter(SolverAdapter):
         t0 = time.perf_counter()
         prob = pulp.LpProblem("m", pulp.LpMinimize)
         V = []
+        # PuLP >= 3.3 deprecates building LpVariable directly (one warning per variable) for prob.add_variable
+        new_var = prob.add_variable if hasattr(prob, "add_variable") else pulp.LpVariable
         for j in range(model.n_vars):
             lb = float(model.lb[j]) if np.isfinite(model.lb[j]) else None
             ub = float(model.ub[j]) if np.isfinite(model.ub[j]) else None
-            V.append(pulp.LpVariable(f"v{j}", lb, ub, pulp.LpInteger if model.integer[j] else pulp.LpContinuous))
+            V.append(new_var(f"v{j}", lb, ub, pulp.LpInteger if model.integer[j] else pulp.LpContinuous))
         c = model.cost
         nz = np.nonzero(c)[0]
         prob += pulp.LpAffineExpression([(V[j], float(c[j])) for j in nz], constant=float(model.offset))
@@ -79,8 +81,9 @@ class CbcAdapter(SolverAdapter):
             out.bound = out.objective
             if not is_mip:
                 y = np.zeros(model.n_rows)
+                by_name = getattr(prob, "get_constraint_by_name", None) or prob.constraints.__getitem__
                 for i, name in cons:
-                    pi = prob.constraints[name].pi
+                    pi = by_name(name).pi
                     if pi is not None:
                         y[i] += float(pi)
                 out.row_dual = y
