@@ -122,3 +122,35 @@ def test_slope_count_matches_what_is_allocated():
         inter = IntermediateSlopes(g, x_lo, x_hi, pre)
         allocated = sum(a.numel() for a in inter.parameters())
         assert allocated > 0 and intermediate_slope_count(g, pre) == allocated, kind
+
+
+@pytest.mark.parametrize("kind", ["fc", "conv", "residual"])
+def test_root_intermediate_slopes_on_sub_boxes_contain_samples(kind):
+    """ReLU splitting re-derives a domain's intermediate bounds with the root's optimised slopes
+    (``ObjectiveBounds.inter_slopes``): on sub-boxes (here: halves of the root box, a stand-in for a
+    domain) the bounds contain every sampled value, are never looser than the root's, and the root's
+    slopes were used (CROWN's own slopes give other bounds somewhere)."""
+    g, x_lo, x_hi, C, rng = problem(kind, 2)
+    d = torch.zeros(C.shape[0], dtype=F64)
+    ob = objective_bounds(g, C, d, x_lo, x_hi, BoundSettings("alpha-crown", alpha_iters=20))
+    assert ob.inter_slopes, "no intermediate slopes came back"
+    differs = False
+    for dim in range(min(3, g.n_inputs)):
+        for side in (0, 1):
+            lo, hi = x_lo.clone(), x_hi.clone()
+            mid = (lo[0, dim] + hi[0, dim]) / 2
+            if side:
+                lo[0, dim] = mid
+            else:
+                hi[0, dim] = mid
+            with torch.no_grad():
+                b = intermediate_bounds(g, lo, hi, "crown", fixed=ob.pre, slopes=ob.inter_slopes)
+                plain = intermediate_bounds(g, lo, hi, "crown", fixed=ob.pre)
+                vals = g.forward_all(lo + torch.tensor(rng.random((3000, g.n_inputs))) * (hi - lo))
+            for p in pre_activation_nodes(g):
+                v = vals[p].reshape(3000, -1)
+                blo, bhi = (t.reshape(1, -1) for t in b[p])
+                assert torch.all(v >= blo - 1e-9) and torch.all(v <= bhi + 1e-9), (kind, dim, side, p)
+                assert torch.all(b[p][0] >= ob.pre[p][0]) and torch.all(b[p][1] <= ob.pre[p][1])
+                differs |= not (torch.equal(b[p][0], plain[p][0]) and torch.equal(b[p][1], plain[p][1]))
+    assert differs, "the root's slopes changed no bound: were they used?"

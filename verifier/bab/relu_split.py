@@ -57,7 +57,8 @@ WARM_DTYPE = torch.float16  # stored warm starts (any slope in [0, 1] and multip
 
 def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_iters: int, recompute: bool,
                    deadline: Deadline | None = None, init_alphas: dict | None = None, crown_only=None,
-                   init_betas: dict | None = None, row_open=None, timing: dict | None = None):
+                   init_betas: dict | None = None, row_open=None, timing: dict | None = None,
+                   slopes: dict | None = None):
     """Bound a batch of domains.
 
     PRE holds each domain's known bounds of every pre-activation node (the parent's bounds with
@@ -78,7 +79,7 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     B = next(iter(PRE.values()))[0].shape[0]
     lo, hi = x_lo.expand(B, -1), x_hi.expand(B, -1)
     if recompute:
-        pre = intermediate_bounds(graph, lo, hi, "crown", fixed=PRE, crown_only=crown_only)
+        pre = intermediate_bounds(graph, lo, hi, "crown", fixed=PRE, crown_only=crown_only, slopes=slopes)
     else:
         pre = dict(PRE)
     infeasible = torch.zeros(B, dtype=torch.bool, device=lo.device)
@@ -352,6 +353,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     stats["domain_cap"] = cap
     inf = float("inf")
     root_pre = ob.pre
+    # the root's optimised intermediate slopes: the CROWN re-derivation of a domain's bounds starts from them
+    root_slopes = ob.inter_slopes if settings.relu_root_slopes else None
     # disjuncts proven at the root stay proven on every domain: the search bounds the others' rows only
     open_g = [g for g in range(len(rows.groups)) if not bool(grp_ok[0, g])]
     keep_rows = [r for g in open_g for r in rows.groups[g]]
@@ -428,7 +431,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             lb, tol, pre, record, infeasible, alphas, betas, Ax = _bound_domains(
                 graph, rows, x_lo, x_hi, pre_in, sgn, settings.relu_alpha_iters, recompute and not first, deadline,
                 al_in, {p: spl < k for k, p in enumerate(pnodes)}, be_in, rows.rows_open(done),
-                timing)
+                timing, root_slopes)
             inherit = (plb - ptol) > (lb - tol)
             lb, tol = torch.where(inherit, plb, lb), torch.where(inherit, ptol, tol)
         first = False

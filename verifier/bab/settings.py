@@ -34,6 +34,8 @@ class BaBSettings:
     # while k=12 may need long runs (256x4 prop_11_0.05: stuck at -1.17 with k=4, -0.69 -> -0.30 in 225 s)
     relu_milp_max_unstable: int = 0  # MILP fallback: a domain with at most this many unstable ReLUs is solved
     # by one small MILP (HiGHS) instead of being split further (0: off; domains with none use an exact LP)
+    relu_root_slopes: bool = True  # re-derived intermediate bounds use the root's optimised intermediate slopes
+    # (alpha-CROWN's, per bounded neuron) instead of CROWN's adaptive ones
     relu_recompute: bool | None = None  # re-derive intermediate bounds per domain (None: when <= 2048 neurons)
     root_alpha: bool = True  # try alpha-CROWN once at the root before branching (ReLU splitting)
     attack_fraction: float = 0.1  # at most this share of the time for the first attack

@@ -115,13 +115,16 @@ class IntermediateSlopes:
 
 
 def optimise_all_slopes(graph: Graph, A0, d, x_lo, x_hi, pre: Bounds, lb, tol, iters: int, lr: float,
-                        decay: float = 1.0, deadline=None, stop=None, best_alphas: dict | None = None):
+                        decay: float = 1.0, deadline=None, stop=None, best_alphas: dict | None = None,
+                        inter_slopes: dict | None = None):
     """Joint projected Adam on the objective's and every intermediate node's ReLU slopes.
 
     Starts from ``pre`` (sound bounds of every node) and the objective bound ``lb``/``tol`` on it.
     Returns (lb, tol, pre): the best bound per row, and the tightest intermediate bounds seen
     (``pre`` refreshed by one interval walk from them). ``best_alphas``, when given, receives the
-    objective's slopes of each row's best bound.
+    objective's slopes of each row's best bound; ``inter_slopes`` the intermediate slopes of the last
+    step (``ObjectiveBounds.inter_slopes``: sound with any bounds, and a better start than CROWN's
+    slopes where the same neurons are bounded again on a sub-domain).
     """
     from .objective import concretize_lower, keep_best, start_alphas  # local: objective imports this module
 
@@ -161,6 +164,9 @@ def optimise_all_slopes(graph: Graph, A0, d, x_lo, x_hi, pre: Bounds, lb, tol, i
             inter.clamp_()
             for a in out_alphas.values():
                 a.clamp_(0.0, 1.0)
+    if inter_slopes is not None:
+        for p, rows in inter.rows.items():
+            inter_slopes[p] = (rows, {n: a.detach() for n, a in inter.alphas[p].items()})
     with torch.no_grad():
         new_pre = intermediate_bounds(graph, x_lo, x_hi, "ibp", fixed=best_pre)
     return lb, tol, new_pre

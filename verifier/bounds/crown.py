@@ -170,8 +170,26 @@ def pre_activation_nodes(graph: Graph) -> list[str]:
     return names
 
 
-def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, hi_ibp):
-    """CROWN lower and upper bounds of every element of node ``name`` (only elements unstable under ``lo_ibp``/``hi_ibp``)."""
+def slopes_of_rows(slopes, rows: torch.Tensor) -> dict | None:
+    """The lower ReLU slopes of the CROWN rows ``rows`` (lower bounds, then upper) taken from ``slopes`` =
+    (sorted rows R, {ReLU node -> (B0, 2|R|, *shape)}) (``ObjectiveBounds.inter_slopes``); None where some
+    row is not in R."""
+    R, al = slopes
+    if R.numel() == 0:
+        return None
+    R = R.to(rows.device)
+    pos = torch.searchsorted(R, rows).clamp(max=R.numel() - 1)
+    if not bool((R[pos] == rows).all()):
+        return None
+    idx = torch.cat([pos, pos + R.numel()])
+    return {n: a[:, idx] for n, a in al.items()}
+
+
+def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, hi_ibp, slopes=None):
+    """CROWN lower and upper bounds of every element of node ``name`` (only elements unstable under ``lo_ibp``/``hi_ibp``).
+
+    ``slopes``: lower ReLU slopes for these rows as ``slopes_of_rows`` takes them (else CROWN's adaptive
+    ones); every slope in [0, 1] is sound."""
     B = x_lo.shape[0]
     shape = graph.shape_of(name)
     n = lo_ibp[0].numel()
@@ -184,7 +202,8 @@ def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, 
     eye[torch.arange(m, device=x_lo.device), rows] = 1.0
     A0 = torch.cat([eye, -eye], 0).reshape(1, 2 * m, *shape).expand(B, 2 * m, *shape)
     info: dict = {}
-    lb, Ax, _ = backward_lower(graph, name, A0, x_lo, x_hi, pre, return_linear=True, out=info)
+    alphas = slopes_of_rows(slopes, rows) if slopes is not None else None
+    lb, Ax, _ = backward_lower(graph, name, A0, x_lo, x_hi, pre, alphas, return_linear=True, out=info)
     # outward allowance for float rounding (see rounding_allowance)
     lb = lb - rounding_allowance(Ax, info["bias_abs"], x_lo, x_hi, WIDEN.get(Ax.dtype, 1e-3))
     lo, hi = lo_ibp.reshape(B, -1).clone(), hi_ibp.reshape(B, -1).clone()
@@ -194,14 +213,17 @@ def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, 
 
 
 def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, method: str = "crown",
-                        fixed: Bounds | None = None, crown_only: set | dict | None = None) -> Bounds:
+                        fixed: Bounds | None = None, crown_only: set | dict | None = None,
+                        slopes: dict | None = None) -> Bounds:
     """Bounds of every node; pre-activation nodes refined by CROWN when ``method != 'ibp'``.
 
     ``fixed`` may give known bounds of some pre-activation nodes (intersected in;
     used by branch and bound to impose ReLU splits). ``crown_only``, when given, limits the
     CROWN refinement to those nodes (the others keep interval bounds intersected with ``fixed``);
     as a dict it maps each node to refine to a ``(B,)`` mask of the boxes to refine it on (branch
-    and bound: the domains whose new split comes before the node).
+    and bound: the domains whose new split comes before the node). ``slopes`` (node -> what
+    ``slopes_of_rows`` takes; ``ObjectiveBounds.inter_slopes`` of a larger box) gives the CROWN rows'
+    lower ReLU slopes where it covers them.
     """
     B = x_lo.shape[0]
     b: Bounds = {graph.input_name: (x_lo.reshape(B, *graph.input_shape), x_hi.reshape(B, *graph.input_shape))}
@@ -217,12 +239,13 @@ def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, me
             if method != "ibp" and (crown_only is None or node.name in crown_only) and \
                     after_nonlinear(graph, node.name):
                 mask = crown_only.get(node.name) if isinstance(crown_only, dict) else None
+                sl = slopes.get(node.name) if slopes else None
                 if mask is None or bool(mask.all()):
-                    lo, hi = crown_node_bounds(graph, node.name, x_lo, x_hi, b, lo, hi)
+                    lo, hi = crown_node_bounds(graph, node.name, x_lo, x_hi, b, lo, hi, sl)
                 elif bool(mask.any()):
                     i = torch.nonzero(mask).flatten()
                     sub = {k: (v[0][i], v[1][i]) if v[0].shape[0] == B else v for k, v in b.items() if k in targets}
-                    lo_i, hi_i = crown_node_bounds(graph, node.name, x_lo[i], x_hi[i], sub, lo[i], hi[i])
+                    lo_i, hi_i = crown_node_bounds(graph, node.name, x_lo[i], x_hi[i], sub, lo[i], hi[i], sl)
                     lo, hi = lo.clone(), hi.clone()
                     lo[i], hi[i] = lo_i, hi_i
         b[node.name] = (lo, hi)

@@ -52,6 +52,9 @@ class ObjectiveBounds:
     upper: torch.Tensor | None = None  # (B, K) float64 upper bounds of C y - d, when asked
     # alpha-CROWN: the objective's best lower ReLU slopes per row, node -> (B, K, *shape); a warm start
     alphas: dict | None = field(default=None, repr=False)
+    # alpha-CROWN with intermediate slopes: each pre-activation node's CROWN rows and their optimised slopes,
+    # node -> (flat rows (m,), {ReLU node -> (B, 2m, *shape)}) (lower bounds of the rows, then upper)
+    inter_slopes: dict | None = field(default=None, repr=False)
 
     def proven(self) -> torch.Tensor:
         """(B, K) bool: the row's lower bound is positive beyond rounding."""
@@ -103,11 +106,12 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
             _, Ax2, bias2 = backward_lower(graph, graph.output_name, -A0, x_lo, x_hi, pre, return_linear=True)
             ub, _ = concretize_lower(Ax2, bias2, x_lo, x_hi, -d, dt)  # upper bounds are reported, never trusted
             ub = -ub
-    alphas = None
+    alphas, inter = None, None
     if settings.method == "alpha-crown" and graph.nonlinear_nodes():
-        alphas = {}
-        lb, tol, pre = _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings, groups, deadline, alphas)
-    return ObjectiveBounds(lb, tol, pre, ub, alphas or None)
+        alphas, inter = {}, {}
+        lb, tol, pre = _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings, groups, deadline, alphas,
+                                       inter)
+    return ObjectiveBounds(lb, tol, pre, ub, alphas or None, inter or None)
 
 
 def _all_groups_proven(proven: torch.Tensor, groups) -> bool:
@@ -117,7 +121,7 @@ def _all_groups_proven(proven: torch.Tensor, groups) -> bool:
 
 
 def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSettings, groups, deadline=None,
-                    best_alphas=None):
+                    best_alphas=None, inter_slopes=None):
     """alpha-CROWN: projected gradient ascent on the lower ReLU slopes, per row and box.
 
     Every alpha in [0, 1] gives a sound bound, so the best bound seen per row is kept:
@@ -132,7 +136,7 @@ def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSetti
     if settings.intermediate_alpha and intermediate_slope_count(graph, pre) <= MAX_SLOPES:
         return optimise_all_slopes(graph, A0, d, x_lo, x_hi, pre, lb.clone(), tol.clone(), settings.alpha_iters,
                                    lr=settings.alpha_lr, decay=settings.lr_decay, deadline=deadline, stop=stop,
-                                   best_alphas=best_alphas)
+                                   best_alphas=best_alphas, inter_slopes=inter_slopes)
     lb, tol, _ = optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb.clone(), tol.clone(), settings.alpha_iters,
                                  lr=settings.alpha_lr, decay=settings.lr_decay, deadline=deadline, stop=stop,
                                  best_alphas=best_alphas)
