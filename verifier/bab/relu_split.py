@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -324,34 +324,59 @@ def relu_split_portfolio(problem: Problem, lo_np, hi_np, idx, settings: BaBSetti
     return outcome, cex
 
 
-def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline,
-                      stats: dict) -> tuple[str, Counterexample | None]:
+@dataclass
+class _Search:
+    """One ReLU-splitting search: its constants and its store of open domains."""
+    problem: Problem
+    settings: BaBSettings
+    deadline: Deadline
+    stats: dict
+    rows: _Rows  # the rows of the disjuncts still open at the root
+    x_lo: torch.Tensor
+    x_hi: torch.Tensor
+    pnodes: list
+    recompute: bool
+    root_pre: dict
+    root_alphas: dict | None
+    root_slopes: dict | None
+    store: DomainStore
+    warm: bool
+    warm_cap: int
+    cap: int
+
+    def give_up(self, extra_open: int = 0, here: float | None = None) -> tuple[str, None]:
+        """OPEN, with the open domains (stored, and ``extra_open`` taken ones whose worst bound is ``here``)."""
+        self.stats["open_domains"] = self.stats.get("open_domains", 0) + len(self.store) + extra_open
+        worst = self.store.worst() if len(self.store) else float("inf")
+        self.stats["worst_open_bound"] = worst if here is None else min(here, worst)
+        return Outcome.OPEN, None
+
+
+def _start(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline, stats: dict):
+    """Bound the root (CROWN, then alpha-CROWN); PROVEN there, else the search with the root as its one domain."""
     graph, spec = problem.graph, problem.spec
     dev, dt = graph.device, graph.dtype
     rows = _Rows(spec, idx, dev, dt)
     x_lo = torch.tensor(lo_np, dtype=dt, device=dev).reshape(1, -1)
     x_hi = torch.tensor(hi_np, dtype=dt, device=dev).reshape(1, -1)
     pnodes = pre_activation_nodes(graph)
-    # root: CROWN, then alpha-CROWN
     t = time.monotonic()
-    C, d = rows.C, rows.d
     method = "alpha-crown" if settings.root_alpha else "crown"
-    ob = objective_bounds(graph, C, d, x_lo, x_hi, BoundSettings(method), groups=rows.groups, deadline=deadline)
+    ob = objective_bounds(graph, rows.C, rows.d, x_lo, x_hi, BoundSettings(method), groups=rows.groups,
+                          deadline=deadline)
     stats["root_bound"] = float(rows.group_best(ob.lower).min())
     stats["root_time"] = time.monotonic() - t
     grp_ok = rows.group_ok(ob.lower, ob.tol, torch.zeros(1, len(rows.groups), dtype=torch.bool, device=dev))
     if bool(grp_ok.all()):
-        return Outcome.PROVEN, None
+        return Outcome.PROVEN
     neurons = relu_neurons(graph)
     recompute = recomputes(graph, settings)
     stats["recompute_intermediate"] = recompute
-    fsb = settings.relu_fsb if settings.relu_fsb is not None else 12
     # stored per domain: the split signs, and where bounds are re-derived the bounds (elsewhere a domain's bounds
     # are the root's with its splits clamped in, rebuilt from the signs when it is taken)
     per_domain = neurons * ((2 * (8 if dt == torch.float64 else 4) if recompute else 0) + 1) + 64
     cap = int(min(settings.max_domains, MEMORY_BUDGET_BYTES // per_domain))
     stats["domain_cap"] = cap
-    inf = float("inf")
     root_pre = ob.pre
     # the root's optimised intermediate slopes: the CROWN re-derivation of a domain's bounds starts from them
     root_slopes = ob.inter_slopes if settings.relu_root_slopes else None
@@ -388,9 +413,108 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         for p in pnodes:
             root[f"beta:{p}"] = torch.zeros((1, len(keep_rows), *graph.shape_of(p)), dtype=WARM_DTYPE, device=dev)
     # priority: the worst open row bound (smaller = worse = first)
-    store = DomainStore(root, torch.full((1,), -inf, dtype=torch.float64, device=dev),
+    store = DomainStore(root, torch.full((1,), -float("inf"), dtype=torch.float64, device=dev),
                         limit=warm_cap if warm else cap)
-    batch = settings.relu_batch if recompute else 4 * settings.relu_batch
+    return _Search(problem, settings, deadline, stats, rows, x_lo, x_hi, pnodes, recompute, root_pre, root_alphas,
+                   root_slopes, store, warm, warm_cap, cap)
+
+
+def _domain_inputs(s: _Search, d: dict):
+    """The taken domains' split signs, bounds, and warm starts (slopes, split multipliers)."""
+    graph, dt = s.problem.graph, s.problem.graph.dtype
+    sgn = {p: d[f"sgn:{p}"] for p in s.pnodes}
+    if s.recompute:
+        pre_in = {p: (d[f"lo:{p}"], d[f"hi:{p}"]) for p in s.pnodes}
+    else:  # the root's bounds with the domain's splits: z >= 0 (sign 1), z <= 0 (sign -1)
+        zero = torch.zeros((), dtype=dt, device=graph.device)
+        pre_in = {p: (torch.where(sgn[p] > 0, zero, s.root_pre[p][0]), torch.where(sgn[p] < 0, zero, s.root_pre[p][1]))
+                  for p in s.pnodes}
+    if s.warm:
+        al_in = {node.name: d[f"alpha:{node.name}"].to(dt) for node in graph.nonlinear_nodes()}
+        be_in = {p: d[f"beta:{p}"].to(dt) for p in s.pnodes}
+    else:
+        al_in, be_in = s.root_alphas, None
+    return sgn, pre_in, al_in, be_in
+
+
+def _decide_exactly(s: _Search, scores, keep, ok, pre, sgn):
+    """Domains decided without splitting: with ``relu_milp_max_unstable``, those with few unstable ReLUs by a
+    small MILP; those with none by an exact LP. Updates ``keep`` (still to split) and ``ok`` in place.
+    Returns (FALSIFIED, cex), or (None, unresolved: some LP could not decide its domain)."""
+    problem, rows, stats = s.problem, s.rows, s.stats
+    one = lambda b: {p: (pre[p][0][b:b + 1], pre[p][1][b:b + 1]) for p in s.pnodes}  # noqa: E731
+    if s.settings.relu_milp_max_unstable > 0:
+        n_unst = (scores >= 0).sum(1)
+        for b in torch.nonzero(keep & (n_unst <= s.settings.relu_milp_max_unstable)).flatten().tolist():
+            stats["milp_domains"] = stats.get("milp_domains", 0) + 1
+            verdict, cex = solve_domain_milp(problem, rows, s.x_lo, s.x_hi, one(b), ok[b], s.deadline)
+            if verdict == Outcome.FALSIFIED:
+                return Outcome.FALSIFIED, cex
+            if verdict == Outcome.PROVEN:
+                keep[b] = False  # closed; not split, not sent to the LP
+                ok[b] = True
+    unresolved = False
+    # no unstable neuron left: the network is linear on the domain, so one LP over the box and the split
+    # constraints decides it exactly (proven, or a counterexample); domains the MILP closed are skipped
+    for b in torch.nonzero(~keep & ~ok.all(1)).flatten().tolist():
+        stats["lp_domains"] = stats.get("lp_domains", 0) + 1
+        verdict, cex = solve_linear_domain(problem, rows, s.x_lo, s.x_hi, one(b),
+                                           {p: sgn[p][b:b + 1] for p in s.pnodes}, ok[b])
+        if verdict == Outcome.FALSIFIED:
+            return Outcome.FALSIFIED, cex
+        if verdict == Outcome.OPEN:
+            unresolved = True
+            stats["unresolved_domains"] = stats.get("unresolved_domains", 0) + 1
+    return None, unresolved
+
+
+def _add_children(s: _Search, best_idx, layout, pre, sgn, lb, tol, ok, alphas, betas):
+    """Store both children of each domain (split on ``best_idx``): active (lower bound 0) and inactive copies."""
+    dev = lb.device
+    n = best_idx.numel()
+    both = torch.arange(n, device=dev).repeat(2)
+    active = torch.arange(2 * n, device=dev) < n
+    ch_pre, ch_sgn, k_layer = _split_bounds(s.problem.graph, pre, layout, both, best_idx.repeat(2), active, sgn,
+                                            bounds=s.recompute)  # else rebuilt from the signs when taken
+    children = {"done": torch.cat([ok, ok]), "plb": torch.cat([lb, lb]), "ptol": torch.cat([tol, tol]),
+                "spl": torch.tensor([s.pnodes.index(p) for p, _ in layout], device=dev)[k_layer]}
+    for p in s.pnodes:
+        if s.recompute:
+            children[f"lo:{p}"], children[f"hi:{p}"] = ch_pre[p]
+        children[f"sgn:{p}"] = ch_sgn[p]
+    if s.warm:  # a slope of each ReLU node and a multiplier of each split neuron, per row
+        for k, v in alphas.items():
+            children[f"alpha:{k}"] = torch.cat([v, v])
+        for k, v in betas.items():
+            children[f"beta:{k}"] = torch.cat([v, v])
+    pri = _priority(s.rows, lb, ok)
+    s.store.add(children, torch.cat([pri, pri]))
+    s.stats["max_domains"] = max(s.stats.get("max_domains", 0), len(s.store))
+    if s.warm and len(s.store) > s.warm_cap:
+        s.warm = False
+        s.store.drop([k for k in s.store.data if k.startswith(("alpha:", "beta:"))])
+        s.store.limit = s.cap
+        s.stats["warm_start_dropped_at"] = len(s.store)
+        log.info("relu split: %d domains; no longer storing each domain's slopes (memory)", len(s.store))
+
+
+def _search_attack(s: _Search, Ax, it: int):
+    """PGD started from the worst domains' bound-minimising vertices (and random points)."""
+    starts = torch.where(Ax[:8] > 0, s.x_lo.unsqueeze(1), s.x_hi.unsqueeze(1)).reshape(-1, s.x_lo.shape[1])
+    return pgd_attack(s.problem.graph, s.problem.spec, AttackSettings(restarts=32, steps=50, seed=it),
+                      Deadline(min(2.0, s.deadline.left())), s.problem.reference, rounds=3,
+                      starts=starts.double().cpu().numpy())
+
+
+def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline,
+                      stats: dict) -> tuple[str, Counterexample | None]:
+    """ReLU splitting on one input box (see the module's docstring); statistics go into ``stats``."""
+    s = _start(problem, lo_np, hi_np, idx, settings, deadline, stats)
+    if not isinstance(s, _Search):
+        return s, None
+    graph, rows, store, pnodes = problem.graph, s.rows, s.store, s.pnodes
+    fsb = settings.relu_fsb if settings.relu_fsb is not None else 12
+    batch = settings.relu_batch if s.recompute else 4 * settings.relu_batch
     last_log = time.monotonic()
     it = 0
     t_start, t_attack = time.monotonic(), 0.0
@@ -406,32 +530,19 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         if t_batch is not None:
             last_batch = time.monotonic() - t_batch - timing.get("alpha", 0.0)
         if deadline.expired() or deadline.left() < last_batch:
-            stats["open_domains"] = stats.get("open_domains", 0) + len(store)
-            stats["worst_open_bound"] = store.worst()
             stats["out_of_time"] = True
-            return Outcome.OPEN, None
+            return s.give_up()
         t_batch = time.monotonic()
         it += 1
         take = min(batch, len(store))
         d, _ = store.take(take)
-        sgn = {p: d[f"sgn:{p}"] for p in pnodes}
-        if recompute:
-            pre_in = {p: (d[f"lo:{p}"], d[f"hi:{p}"]) for p in pnodes}
-        else:  # the root's bounds with the domain's splits: z >= 0 (sign 1), z <= 0 (sign -1)
-            zero = torch.zeros((), dtype=dt, device=dev)
-            pre_in = {p: (torch.where(sgn[p] > 0, zero, root_pre[p][0]), torch.where(sgn[p] < 0, zero, root_pre[p][1]))
-                      for p in pnodes}
+        sgn, pre_in, al_in, be_in = _domain_inputs(s, d)
         done, plb, ptol, spl = d["done"], d["plb"], d["ptol"], d["spl"]
-        if warm:
-            al_in = {node.name: d[f"alpha:{node.name}"].to(dt) for node in graph.nonlinear_nodes()}
-            be_in = {p: d[f"beta:{p}"].to(dt) for p in pnodes}
-        else:
-            al_in, be_in = root_alphas, None
         with torch.no_grad():
             lb, tol, pre, record, infeasible, alphas, betas, Ax = _bound_domains(
-                graph, rows, x_lo, x_hi, pre_in, sgn, settings.relu_alpha_iters, recompute and not first, deadline,
-                al_in, {p: spl < k for k, p in enumerate(pnodes)}, be_in, rows.rows_open(done),
-                timing, root_slopes)
+                graph, rows, s.x_lo, s.x_hi, pre_in, sgn, settings.relu_alpha_iters, s.recompute and not first,
+                deadline, al_in, {p: spl < k for k, p in enumerate(pnodes)}, be_in, rows.rows_open(done),
+                timing, s.root_slopes)
             inherit = (plb - ptol) > (lb - tol)
             lb, tol = torch.where(inherit, plb, lb), torch.where(inherit, ptol, tol)
         first = False
@@ -442,11 +553,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         if not bool(open_.any()):
             continue
         if deadline.expired():  # the bounding stopped at the deadline: its open domains stay open
-            stats["open_domains"] = stats.get("open_domains", 0) + len(store) + int(open_.sum())
-            here = float(_priority(rows, lb[open_], ok[open_]).min())
-            stats["worst_open_bound"] = min(here, store.worst()) if len(store) else here
             stats["out_of_time"] = True
-            return Outcome.OPEN, None
+            return s.give_up(int(open_.sum()), float(_priority(rows, lb[open_], ok[open_]).min()))
         o = torch.nonzero(open_).flatten()
         lb, tol, ok = lb[o], tol[o], ok[o]
         pre = {p: (pre[p][0][o], pre[p][1][o]) for p in pnodes}
@@ -455,7 +563,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         betas = {k: v[o] for k, v in betas.items()}
         Ax = Ax[o]
         with torch.no_grad():  # the input that minimises each open row's linear bound, and the box centre
-            cex = _falsify(problem, rows, x_lo.expand(o.numel(), -1), x_hi.expand(o.numel(), -1), Ax, ok)
+            cex = _falsify(problem, rows, s.x_lo.expand(o.numel(), -1), s.x_hi.expand(o.numel(), -1), Ax, ok)
         if cex is not None:
             return Outcome.FALSIFIED, cex
         sgn = {p: sgn[p][o] for p in pnodes}
@@ -463,89 +571,39 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             scores, layout = _scores(graph, pre, record, lb, rows, ok)
         best = scores.max(1)
         keep = best.values >= 0
-        if settings.relu_milp_max_unstable > 0:
-            # domains with few unstable ReLUs left: one small MILP each decides them
-            n_unst = (scores >= 0).sum(1)
-            for b in torch.nonzero(keep & (n_unst <= settings.relu_milp_max_unstable)).flatten().tolist():
-                stats["milp_domains"] = stats.get("milp_domains", 0) + 1
-                verdict, cex = solve_domain_milp(problem, rows, x_lo, x_hi,
-                                                  {p: (pre[p][0][b:b + 1], pre[p][1][b:b + 1]) for p in pnodes},
-                                                  ok[b], deadline)
-                if verdict == Outcome.FALSIFIED:
-                    return Outcome.FALSIFIED, cex
-                if verdict == Outcome.PROVEN:
-                    keep[b] = False  # closed; not split, not sent to the LP
-                    ok[b] = True
-        if not bool(keep.all()):
-            lin = ~keep & ~ok.all(1)  # domains the MILP closed are skipped here
-            # no unstable neuron left: the network is linear on the domain, so one LP over the
-            # box and the split constraints decides it exactly (proven, or a counterexample)
-            for b in torch.nonzero(lin).flatten().tolist():
-                stats["lp_domains"] = stats.get("lp_domains", 0) + 1
-                verdict, cex = solve_linear_domain(problem, rows, x_lo, x_hi,
-                                                    {p: (pre[p][0][b:b + 1], pre[p][1][b:b + 1]) for p in pnodes},
-                                                    {p: sgn[p][b:b + 1] for p in pnodes}, ok[b])
-                if verdict == Outcome.FALSIFIED:
-                    return Outcome.FALSIFIED, cex
-                if verdict == Outcome.OPEN:
-                    unresolved = True
-                    stats["unresolved_domains"] = stats.get("unresolved_domains", 0) + 1
+        if settings.relu_milp_max_unstable > 0 or not bool(keep.all()):
+            verdict, out = _decide_exactly(s, scores, keep, ok, pre, sgn)
+            if verdict == Outcome.FALSIFIED:
+                return Outcome.FALSIFIED, out
+            unresolved |= out
             if not bool(keep.any()):
                 continue
-            lb, tol, ok = lb[keep], tol[keep], ok[keep]
-            alphas = {k: v[keep] for k, v in alphas.items()}
-            betas = {k: v[keep] for k, v in betas.items()}
-            pre = {p: (pre[p][0][keep], pre[p][1][keep]) for p in pnodes}
-            sgn = {p: sgn[p][keep] for p in pnodes}
+            if not bool(keep.all()):
+                lb, tol, ok = lb[keep], tol[keep], ok[keep]
+                alphas = {k: v[keep] for k, v in alphas.items()}
+                betas = {k: v[keep] for k, v in betas.items()}
+                pre = {p: (pre[p][0][keep], pre[p][1][keep]) for p in pnodes}
+                sgn = {p: sgn[p][keep] for p in pnodes}
         best_idx = best.indices[keep]
         if fsb > 1 and deadline.left() > 1.5 * last_fsb:  # else the top score alone
             t_fsb = time.monotonic()
             with torch.no_grad():
-                best_idx = _fsb_choose(graph, rows, x_lo, x_hi, pre, alphas, scores[keep], layout, fsb,
-                                       ok, betas, sgn)
+                best_idx = _fsb_choose(graph, rows, s.x_lo, s.x_hi, pre, alphas, scores[keep], layout, fsb, ok, betas,
+                                       sgn)
             stats["fsb_calls"] = stats.get("fsb_calls", 0) + 1
             last_fsb = time.monotonic() - t_fsb
-        # children: active (lower bound 0) and inactive (upper bound 0) copies
-        n = best_idx.numel()
-        both = torch.arange(n, device=dev).repeat(2)
-        active = torch.arange(2 * n, device=dev) < n
-        ch_pre, ch_sgn, k_layer = _split_bounds(graph, pre, layout, both, best_idx.repeat(2), active, sgn,
-                                                bounds=recompute)  # else rebuilt from the signs when taken
-        children = {"done": torch.cat([ok, ok]), "plb": torch.cat([lb, lb]), "ptol": torch.cat([tol, tol]),
-                    "spl": torch.tensor([pnodes.index(p) for p, _ in layout], device=dev)[k_layer]}
-        for p in pnodes:
-            if recompute:
-                children[f"lo:{p}"], children[f"hi:{p}"] = ch_pre[p]
-            children[f"sgn:{p}"] = ch_sgn[p]
-        if warm:  # a slope of each ReLU node and a multiplier of each split neuron, per row
-            for k, v in alphas.items():
-                children[f"alpha:{k}"] = torch.cat([v, v])
-            for k, v in betas.items():
-                children[f"beta:{k}"] = torch.cat([v, v])
-        pri = _priority(rows, lb, ok)
-        store.add(children, torch.cat([pri, pri]))
-        stats["max_domains"] = max(stats.get("max_domains", 0), len(store))
-        if warm and len(store) > warm_cap:
-            warm = False
-            store.drop([k for k in store.data if k.startswith(("alpha:", "beta:"))])
-            store.limit = cap
-            stats["warm_start_dropped_at"] = len(store)
-            log.info("relu split: %d domains; no longer storing each domain's slopes (memory)", len(store))
-        if len(store) > cap:
+        _add_children(s, best_idx, layout, pre, sgn, lb, tol, ok, alphas, betas)
+        if len(store) > s.cap:
             stats["memory_cap_hit"] = True
-            log.warning("branch and bound: %d domains exceed the cap of %d; giving up on this region", len(store), cap)
-            stats["open_domains"] = stats.get("open_domains", 0) + len(store)
-            stats["worst_open_bound"] = store.worst()
-            return Outcome.OPEN, None
+            log.warning("branch and bound: %d domains exceed the cap of %d; giving up on this region", len(store),
+                        s.cap)
+            return s.give_up()
         if settings.attack_every and it % settings.attack_every == 0 and \
                 t_attack <= settings.attack_share * (time.monotonic() - t_start):
-            # PGD started from the worst domains' bound-minimising vertices (and random points), within its
-            # share of the search time (every bound-minimising input is tried as a counterexample anyway)
+            # PGD within its share of the search time (every bound-minimising input is tried as a
+            # counterexample anyway)
             t_a = time.monotonic()
-            starts = torch.where(Ax[:8] > 0, x_lo.unsqueeze(1), x_hi.unsqueeze(1)).reshape(-1, x_lo.shape[1])
-            cex = pgd_attack(graph, spec, AttackSettings(restarts=32, steps=50, seed=it),
-                             Deadline(min(2.0, deadline.left())), problem.reference, rounds=3,
-                             starts=starts.double().cpu().numpy())
+            cex = _search_attack(s, Ax, it)
             t_attack += time.monotonic() - t_a
             stats["search_attacks"] = stats.get("search_attacks", 0) + 1
             if cex is not None:
