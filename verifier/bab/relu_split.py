@@ -6,7 +6,8 @@ every layer's slopes optimised; disjuncts proven there are dropped, and the sear
 bounds the remaining rows only. A batch of domains is bounded at once: the clamps are
 intersected into the interval bounds of their node, CROWN refines each domain's layers after
 its new split (nets of at most 2048 neurons; the earlier layers would give the parent's
-bounds again), and the objective gets a few alpha/beta-CROWN steps (beta:
+bounds again) with the root's optimised intermediate slopes, and the objective gets alpha/beta-CROWN
+steps (64 where the layers are re-bounded, 8 elsewhere; fewer once every row is proven) (beta:
 multipliers of the split constraints) warm-started from the parent's optimised slopes and
 multipliers (kept per domain in float16 while the memory budget allows, the root's slopes after
 that), on the rows of the disjuncts still open in the domain only. A child keeps its parent's
@@ -107,13 +108,18 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
             # alpha and beta-CROWN multipliers of the split constraints (see optimise_slopes)
             lb, tol, Ax = optimise_slopes(graph, A0, rows.d, lo, hi, pre, lb, tol, alpha_iters, lr=0.3, decay=0.95,
                                           signs=SGN, deadline=deadline, init_alphas=init_alphas, best_alphas=alphas,
-                                          Ax=Ax, init_betas=init_betas, best_betas=betas)
+                                          Ax=Ax, init_betas=init_betas, best_betas=betas, stop=_all_proven)
         elif bool(row_open.any()):
             _optimise_open_rows(graph, rows, x_lo, x_hi, pre, SGN, row_open, lb, tol, Ax, alphas, betas, alpha_iters,
                                 deadline)
     if timing is not None:
         timing["alpha"] = time.monotonic() - t_alpha
     return lb, tol, pre, record, infeasible, alphas, betas, Ax
+
+
+def _all_proven(lb, tol) -> bool:
+    """Every row of the batch is proven: its alpha/beta steps can stop."""
+    return bool((lb > tol).all())
 
 
 def _optimise_open_rows(graph, rows: _Rows, x_lo, x_hi, pre, SGN, row_open, lb, tol, Ax, alphas, betas,
@@ -134,7 +140,7 @@ def _optimise_open_rows(graph, rows: _Rows, x_lo, x_hi, pre, SGN, row_open, lb, 
                                         lb[bi, ki].unsqueeze(1), tol[bi, ki].unsqueeze(1), alpha_iters, lr=0.3,
                                         decay=0.95, signs=sgn_i, deadline=deadline, init_alphas=al_i,
                                         best_alphas=best_a, Ax=Ax[bi, ki].unsqueeze(1), init_betas=be_i,
-                                        best_betas=best_b)
+                                        best_betas=best_b, stop=_all_proven)
     lb[bi, ki], tol[bi, ki], Ax[bi, ki] = lb_i[:, 0], tol_i[:, 0], Ax_i[:, 0]
     for k, v in best_a.items():
         alphas[k][bi, ki] = v[:, 0]
@@ -299,6 +305,14 @@ def recomputes(graph, settings: BaBSettings) -> bool:
     return relu_neurons(graph) <= 2048
 
 
+def alpha_iters(graph, settings: BaBSettings) -> int:
+    """alpha/beta steps per domain (``BaBSettings.relu_alpha_iters``; by default 64 where intermediate bounds
+    are re-derived, 8 elsewhere)."""
+    if settings.relu_alpha_iters is not None:
+        return settings.relu_alpha_iters
+    return 64 if recomputes(graph, settings) else 8
+
+
 def relu_split_portfolio(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline,
                          stats: dict) -> tuple[str, Counterexample | None]:
     """ReLU splitting; where intermediate bounds are re-derived and ``relu_fsb`` is not set, one search per
@@ -406,7 +420,7 @@ def _start(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline:
     root["done"] = torch.zeros(1, len(open_g), dtype=torch.bool, device=dev)
     root["plb"], root["ptol"] = ob.lower[:, kr], ob.tol[:, kr]
     root["spl"] = torch.full((1,), len(pnodes), dtype=torch.long, device=dev)
-    warm = settings.relu_alpha_iters > 0 and warm_cap > 0
+    warm = alpha_iters(graph, settings) > 0 and warm_cap > 0
     if warm:
         for node in graph.nonlinear_nodes():
             root[f"alpha:{node.name}"] = start_alphas(node, root_pre, 1, len(keep_rows), root_alphas).to(WARM_DTYPE)
@@ -514,6 +528,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         return s, None
     graph, rows, store, pnodes = problem.graph, s.rows, s.store, s.pnodes
     fsb = settings.relu_fsb if settings.relu_fsb is not None else 12
+    n_alpha = alpha_iters(graph, settings)
     batch = settings.relu_batch if s.recompute else 4 * settings.relu_batch
     last_log = time.monotonic()
     it = 0
@@ -540,7 +555,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         done, plb, ptol, spl = d["done"], d["plb"], d["ptol"], d["spl"]
         with torch.no_grad():
             lb, tol, pre, record, infeasible, alphas, betas, Ax = _bound_domains(
-                graph, rows, s.x_lo, s.x_hi, pre_in, sgn, settings.relu_alpha_iters, s.recompute and not first,
+                graph, rows, s.x_lo, s.x_hi, pre_in, sgn, n_alpha, s.recompute and not first,
                 deadline, al_in, {p: spl < k for k, p in enumerate(pnodes)}, be_in, rows.rows_open(done),
                 timing, s.root_slopes)
             inherit = (plb - ptol) > (lb - tol)
