@@ -47,10 +47,33 @@ def make_case(tmp_path, seed, sizes=(2, 6, 6, 2), gap=0.05):
     return path, lo, hi, c, best
 
 
-def problem_for(tmp_path, path, lo, hi, c, d, name):
+def problem_for(tmp_path, path, lo, hi, c, d, name, device="cpu"):
     spec_path = tmp_path / f"{name}.vnnlib"
     spec_path.write_text(box_vnnlib(lo, hi, C=c.reshape(1, -1), d=[d]))
-    return Problem.load(path, spec_path)
+    return Problem.load(path, spec_path, device=device)
+
+
+def conv_milp_case(tmp_path, seed):
+    """(model path, lo, hi, c, exact minimum of c.y by a HiGHS MILP) for a random conv net on a box with
+    unstable ReLUs."""
+    from backends.base import SolveStatus, make_solver
+    from backends.encoder import encode_network
+    from conftest import make_conv
+    from verifier.bounds import intermediate_bounds
+
+    model = make_conv(seed, c=2, hw=8, n_out=4)
+    path = save(model, tmp_path / f"conv{seed}.onnx")
+    g64 = graph_from_onnx(model, dtype=F64)
+    rng = np.random.default_rng(seed)
+    centre = rng.uniform(-1, 1, g64.n_inputs)
+    lo, hi = centre - 0.12, centre + 0.12
+    c = np.zeros(4)
+    c[0], c[1] = 1.0, -1.0
+    xl, xh = torch.tensor(lo).reshape(1, -1), torch.tensor(hi).reshape(1, -1)
+    enc = encode_network(g64, intermediate_bounds(g64, xl, xh, "crown"), lo, hi, "milp")
+    out = make_solver("highs").solve(enc.with_objective(c.reshape(1, -1), np.zeros(1)), 30.0)
+    assert out.status == SolveStatus.OPTIMAL and enc.n_unstable > 0
+    return path, lo, hi, c, out.objective
 
 
 @pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic", "relu-fixed", "relu-milp"])
@@ -154,24 +177,7 @@ def test_relu_split_on_conv_net_matches_milp_optimum(tmp_path, seed, rel_margin,
     warm starts, filtered smart branching) against the exact optimum of an MILP (HiGHS); also without
     re-deriving intermediate bounds (domains stored as split signs, bounds rebuilt from the root's)."""
     pytest.importorskip("highspy", reason="the exact optimum comes from HiGHS")
-    from backends.base import SolveStatus, make_solver
-    from backends.encoder import encode_network
-    from conftest import make_conv
-    from verifier.bounds import intermediate_bounds
-
-    model = make_conv(seed, c=2, hw=8, n_out=4)
-    path = save(model, tmp_path / f"conv{seed}.onnx")
-    g64 = graph_from_onnx(model, dtype=F64)
-    rng = np.random.default_rng(seed)
-    centre = rng.uniform(-1, 1, g64.n_inputs)
-    lo, hi = centre - 0.12, centre + 0.12
-    c = np.zeros(4)
-    c[0], c[1] = 1.0, -1.0
-    xl, xh = torch.tensor(lo).reshape(1, -1), torch.tensor(hi).reshape(1, -1)
-    enc = encode_network(g64, intermediate_bounds(g64, xl, xh, "crown"), lo, hi, "milp")
-    out = make_solver("highs").solve(enc.with_objective(c.reshape(1, -1), np.zeros(1)), 30.0)
-    assert out.status == SolveStatus.OPTIMAL and enc.n_unstable > 0
-    best = out.objective
+    path, lo, hi, c, best = conv_milp_case(tmp_path, seed)
     margin = rel_margin * (1 + abs(best))  # small enough that the root bound cannot prove it
     settings = BaBSettings(input_split_max_dim=0, relu_recompute=recompute)
     p = problem_for(tmp_path, path, lo, hi, c, best - margin, "conv_unreachable")

@@ -12,24 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ZOO, make_conv, save
-from frontends.onnx_loader import graph_from_onnx
-from test_bab import F64, OPTS, STRATEGIES, make_case
+from conftest import ZOO
+from test_bab import OPTS, STRATEGIES, conv_milp_case, make_case, problem_for
 from test_bounds import bound_methods, boxes, objective_values, sample_inputs, zoo_problem
 from verifier.bab.search import run_bab
 from verifier.bab.settings import BaBSettings
 from verifier.bounds import BoundSettings, intermediate_bounds, objective_bounds
-from verifier.problem import Deadline, Problem
+from verifier.problem import Deadline
 from verifier.result import Verdict
-from conftest import box_vnnlib
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-
-
-def cuda_problem(tmp_path, path, lo, hi, c, d, name, dtype=torch.float32):
-    spec_path = tmp_path / f"{name}.vnnlib"
-    spec_path.write_text(box_vnnlib(lo, hi, C=c.reshape(1, -1), d=[d]))
-    return Problem.load(path, spec_path, device="cuda", dtype=dtype)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -67,10 +59,10 @@ def test_bab_on_cuda_matches_exact_optimum(tmp_path, seed, strategy):
     path, lo, hi, c, best = make_case(tmp_path, seed)
     settings = STRATEGIES[strategy]
     margin = 0.02 * (1 + abs(best))
-    p = cuda_problem(tmp_path, path, lo, hi, c, best - margin, "unsafe_unreachable")
+    p = problem_for(tmp_path, path, lo, hi, c, best - margin, "unsafe_unreachable", device="cuda")
     r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
     assert r.verdict is Verdict.UNSAT, (seed, strategy, best, r.summary(), r.stats)
-    p = cuda_problem(tmp_path, path, lo, hi, c, best + margin, "unsafe_reachable")
+    p = problem_for(tmp_path, path, lo, hi, c, best + margin, "unsafe_reachable", device="cuda")
     r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
     assert r.verdict is Verdict.SAT, (seed, strategy, best, r.summary())
     cex = r.counterexample
@@ -82,31 +74,15 @@ def test_bab_on_cuda_matches_exact_optimum(tmp_path, seed, strategy):
 def test_relu_split_on_cuda_conv_net_matches_milp_optimum(tmp_path, recompute):
     """Convolutional net, branching needed (the margin is below what the root bound proves)."""
     pytest.importorskip("highspy", reason="the exact optimum comes from HiGHS")
-    from backends.base import SolveStatus, make_solver
-    from backends.encoder import encode_network
-
-    seed = 1
-    model = make_conv(seed, c=2, hw=8, n_out=4)
-    path = save(model, tmp_path / f"conv{seed}.onnx")
-    g64 = graph_from_onnx(model, dtype=F64)
-    rng = np.random.default_rng(seed)
-    centre = rng.uniform(-1, 1, g64.n_inputs)
-    lo, hi = centre - 0.12, centre + 0.12
-    c = np.zeros(4)
-    c[0], c[1] = 1.0, -1.0
-    xl, xh = torch.tensor(lo).reshape(1, -1), torch.tensor(hi).reshape(1, -1)
-    enc = encode_network(g64, intermediate_bounds(g64, xl, xh, "crown"), lo, hi, "milp")
-    out = make_solver("highs").solve(enc.with_objective(c.reshape(1, -1), np.zeros(1)), 30.0)
-    assert out.status == SolveStatus.OPTIMAL
-    best = out.objective
+    path, lo, hi, c, best = conv_milp_case(tmp_path, 1)
     margin = 0.003 * (1 + abs(best))
     settings = BaBSettings(input_split_max_dim=0, relu_recompute=recompute)
-    r = run_bab(cuda_problem(tmp_path, path, lo, hi, c, best - margin, "conv_unreachable"), OPTS, Deadline(60),
-                settings, attack_first=False)
+    p = problem_for(tmp_path, path, lo, hi, c, best - margin, "conv_unreachable", device="cuda")
+    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
     assert r.verdict is Verdict.UNSAT, (best, r.summary(), r.stats)
     assert r.stats.get("domains", 0) >= 2, r.stats
-    r = run_bab(cuda_problem(tmp_path, path, lo, hi, c, best + margin, "conv_reachable"), OPTS, Deadline(60),
-                settings, attack_first=False)
+    p = problem_for(tmp_path, path, lo, hi, c, best + margin, "conv_reachable", device="cuda")
+    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
     assert r.verdict is Verdict.SAT, (best, r.summary())
     assert r.counterexample.validated and c @ r.counterexample.y <= best + margin
 
