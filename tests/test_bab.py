@@ -32,7 +32,11 @@ STRATEGIES = {"input": BaBSettings(), "relu": BaBSettings(input_split_max_dim=0)
               # intermediate bounds not re-derived (the default past 2048 ReLUs): domains stored as split signs
               "relu-fixed": BaBSettings(input_split_max_dim=0, relu_recompute=False),
               # the MILP fallback: every domain with at most 100 unstable ReLUs goes to a small MILP
-              "relu-milp": BaBSettings(input_split_max_dim=0, relu_milp_max_unstable=100)}
+              "relu-milp": BaBSettings(input_split_max_dim=0, relu_milp_max_unstable=100),
+              # the branching scores the defaults do not pick for these nets: the gradient estimate with
+              # re-derived intermediate bounds, the BaBSR-like score without
+              "relu-gradient": BaBSettings(input_split_max_dim=0, relu_branching="gradient"),
+              "relu-fixed-babsr": BaBSettings(input_split_max_dim=0, relu_recompute=False, relu_branching="babsr")}
 
 
 def make_case(tmp_path, seed, sizes=(2, 6, 6, 2), gap=0.05):
@@ -76,7 +80,8 @@ def conv_milp_case(tmp_path, seed):
     return path, lo, hi, c, out.objective
 
 
-@pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic", "relu-fixed", "relu-milp"])
+@pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic", "relu-fixed", "relu-milp", "relu-gradient",
+                                      "relu-fixed-babsr"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bab_matches_exact_optimum(tmp_path, seed, strategy):
     path, lo, hi, c, best = make_case(tmp_path, seed)
@@ -401,7 +406,8 @@ def test_fsb_child_bounds_started_at_the_split_layer_equal_full_passes(tmp_path,
     residual net, where a ReLU inside a block does not cut the graph, those children take full passes."""
     from conftest import make_conv, make_residual
     from verifier.bab.input_split import _Rows
-    from verifier.bab.relu_split import _fsb_child_bounds, _scores
+    from verifier.bab.branching import babsr_scores
+    from verifier.bab.relu_split import _fsb_child_bounds
     from verifier.bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
 
     model = {"fc": lambda: make_fc(4, sizes=(5, 10, 10, 10, 3)), "conv": lambda: make_conv(2, c=2, hw=8, n_out=3),
@@ -441,7 +447,7 @@ def test_fsb_child_bounds_started_at_the_split_layer_equal_full_passes(tmp_path,
                         xl.expand(B, -1), xh.expand(B, -1), pre, record=record)
     grp_ok = torch.zeros(B, len(rows.groups), dtype=torch.bool)
     grp_ok[0, 0] = True  # one group already proven on the first domain: its rows are not bounded there
-    scores, layout = _scores(g, pre, record, lb, rows, grp_ok)
+    scores, layout = babsr_scores(g, pre, record, lb, rows, grp_ok)
     top = scores.topk(min(6, scores.shape[1]), dim=1)
     dom = torch.arange(B).repeat_interleave(2 * top.indices.shape[1])
     flat = top.indices.repeat_interleave(2, dim=1).reshape(-1)

@@ -17,9 +17,12 @@ unstable neuron left is decided by an exact LP, and, with
 ``BaBSettings.relu_milp_max_unstable``, one with few unstable neurons by a small MILP
 (both in ``exact_domains``).
 
-Branching: the BaBSR-like score ``|A_j| * (-l_j u_j / (u_j - l_j))`` (the objective's
-coefficient on the neuron times the area of its relaxation) picks ``relu_fsb``
-candidates (12; where intermediate bounds are re-derived, searches with 4 and then 12 in turn:
+Branching (``branching``; the scores are in ``branching.py``): where intermediate bounds are not
+re-derived, a first-order estimate of the worse child's bound gain per unstable neuron, from the
+gradient of the domain's own bound (its slopes and multipliers) with respect to each pre-activation
+coefficient; the top one is split. Where they are re-derived, the BaBSR-like score
+``|A_j| * (-l_j u_j / (u_j - l_j))`` (the objective's coefficient on the neuron times the area of its
+relaxation) picks ``relu_fsb`` candidates (searches with 4 and then 12 in turn:
 ``relu_split_portfolio``), and a one-pass bound of both children of each with the parent's slopes
 and multipliers (filtered smart branching; each child's pass starts at its split's ReLU from the
 parent's coefficients there) picks the neuron. Every open domain's bound-minimising
@@ -45,6 +48,7 @@ from ..options import AttackSettings
 from ..problem import Deadline, Problem
 from ..result import Counterexample
 from .input_split import Outcome, _Rows, _falsify
+from .branching import babsr_scores, gradient_scores
 from .domain_store import DomainStore
 from .exact_domains import solve_domain_milp, solve_linear_domain
 from .settings import BaBSettings
@@ -146,27 +150,6 @@ def _optimise_open_rows(graph, rows: _Rows, x_lo, x_hi, pre, SGN, row_open, lb, 
         alphas[k][bi, ki] = v[:, 0]
     for k, v in best_b.items():
         betas[k][bi, ki] = v[:, 0]
-
-
-def _scores(graph, pre, record, lb, rows: _Rows, grp_ok):
-    """(B, total neurons) branching scores, with the (node, flat index) layout."""
-    B = lb.shape[0]
-    # weight rows: rows of open groups, the group's best row only
-    gbest = torch.stack([torch.tensor(r, device=lb.device)[lb[:, r].argmax(1)] for r in rows.groups], 1)  # (B, G)
-    w = torch.zeros_like(lb)
-    w.scatter_add_(1, gbest, (~grp_ok).to(lb.dtype))
-    parts, layout = [], []
-    for node in graph.nonlinear_nodes():
-        p = node.inputs[0]
-        l, u = (t.reshape(B, -1) for t in pre[p])
-        A = record[node.name].reshape(B, lb.shape[1], -1)  # (B, K, n)
-        coef = (A.abs() * w.unsqueeze(-1)).sum(1)  # (B, n)
-        unstable = (l < 0) & (u > 0)
-        area = torch.where(unstable, -l * u / (u - l).clamp(min=1e-12), torch.zeros_like(l))
-        s = torch.where(unstable, coef * area + 1e-9 * area, torch.full_like(l, -1.0))
-        parts.append(s)
-        layout.append((p, s.shape[1]))
-    return torch.cat(parts, 1), layout
 
 
 def _split_bounds(graph, pre, layout, dom, flat, active, sgn=None, bounds: bool = True):
@@ -311,6 +294,14 @@ def alpha_iters(graph, settings: BaBSettings) -> int:
     if settings.relu_alpha_iters is not None:
         return settings.relu_alpha_iters
     return 64 if recomputes(graph, settings) else 8
+
+
+def branching(graph, settings: BaBSettings) -> str:
+    """The branching score (``BaBSettings.relu_branching``; by default "babsr" where intermediate bounds are
+    re-derived per domain, "gradient" elsewhere)."""
+    if settings.relu_branching is not None:
+        return settings.relu_branching
+    return "babsr" if recomputes(graph, settings) else "gradient"
 
 
 def relu_split_portfolio(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline,
@@ -527,7 +518,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     if not isinstance(s, _Search):
         return s, None
     graph, rows, store, pnodes = problem.graph, s.rows, s.store, s.pnodes
-    fsb = settings.relu_fsb if settings.relu_fsb is not None else 12
+    stats["branching"] = branching(graph, settings)
+    fsb = settings.relu_fsb if settings.relu_fsb is not None else (1 if stats["branching"] == "gradient" else 12)
     n_alpha = alpha_iters(graph, settings)
     batch = settings.relu_batch if s.recompute else 4 * settings.relu_batch
     last_log = time.monotonic()
@@ -583,7 +575,10 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             return Outcome.FALSIFIED, cex
         sgn = {p: sgn[p][o] for p in pnodes}
         with torch.no_grad():
-            scores, layout = _scores(graph, pre, record, lb, rows, ok)
+            if branching(graph, settings) == "babsr":
+                scores, layout = babsr_scores(graph, pre, record, lb, rows, ok)
+            else:
+                scores, layout = gradient_scores(graph, rows, s.x_lo, s.x_hi, pre, alphas, betas, sgn, lb, ok)
         best = scores.max(1)
         keep = best.values >= 0
         if settings.relu_milp_max_unstable > 0 or not bool(keep.all()):

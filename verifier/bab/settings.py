@@ -29,8 +29,16 @@ class BaBSettings:
     # proven in 74 s with 8, open after 100 s with 32
     relu_warm_domains: int | None = None  # children start from their parent's optimised slopes and split
     # multipliers while at most this many domains are stored (None: while the memory budget allows; 0: never)
+    relu_branching: str | None = None  # which neuron a domain is split on (bab/branching.py): "gradient" (a
+    # first-order estimate of the worse child's gain from the domain's own slopes and multipliers) or "babsr"
+    # (objective coefficient times relaxation area); None: "gradient" where intermediate bounds are not
+    # re-derived per domain, "babsr" where they are (the estimate does not see a split tighten the later
+    # layers). oval21 at 90 s: base img2578 proven in 8.8 s with "gradient", open at -0.037 with "babsr";
+    # mnist_fc 256x4 prop_11_0.05 proven in 20 s with "babsr", open at -0.95 after 40 s with "gradient"
     relu_fsb: int | None = None  # filtered smart branching: the best of this many top-scored neurons (1: the
-    # top score); None: 12, and ``relu_fsb_portfolio`` where intermediate bounds are re-derived per domain
+    # top score); None: 12 with the "babsr" score (``relu_fsb_portfolio`` where intermediate bounds are
+    # re-derived per domain), 1 with "gradient" (oval21 base img876, 60 s: worst open bound -0.0016 with 1,
+    # -0.091 with 12: the estimate picks as well and the search bounds 5x the domains)
     relu_fsb_portfolio: tuple = ((4, 0.1), (12, 1.0))  # (width, share of the time left) run in turn where
     # intermediate bounds are re-derived: the one-pass estimate does not see how a split tightens the later
     # layers' bounds there, and which width suits an instance is erratic (mnist_fc 256x4 prop_8_0.03: k=4
@@ -47,3 +55,8 @@ class BaBSettings:
     attack_every: int = 20  # PGD on the worst domains every N iterations (ReLU splitting) ...
     attack_share: float = 0.03  # ... while those attacks have taken at most this share of the search time
     log_every: float = 2.0  # seconds between progress lines with --verbose
+
+    def __post_init__(self):
+        if self.relu_branching not in (None, "gradient", "babsr"):
+            raise ValueError("BaBSettings.relu_branching must be 'gradient', 'babsr' or None, "
+                             f"not {self.relu_branching!r}")
