@@ -8,11 +8,26 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 
 from .base import SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule, register_solver
+
+
+def _cbc_command(pulp, kw: dict):
+    """A CBC found on the PATH (or installed by ``pip install pulp[cbc]``) through ``COIN_CMD``; else the
+    binary PuLP ships (``PULP_CBC_CMD``, deprecated from PuLP 3.3 but still the one every PuLP has: its
+    deprecation warning, one per solve, is silenced here)."""
+    coin = getattr(pulp, "COIN_CMD", None)
+    if coin is not None:
+        cmd = coin(**kw)
+        if cmd.available():
+            return cmd
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PULP_CBC_CMD is deprecated", category=DeprecationWarning)
+        return pulp.PULP_CBC_CMD(**kw)
 
 
 class CbcAdapter(SolverAdapter):
@@ -67,7 +82,7 @@ class CbcAdapter(SolverAdapter):
             kw["gapRel"] = 1e-9
             kw["gapAbs"] = 1e-9
             kw["options"] = ["increment 1e-9"]
-        prob.solve(pulp.PULP_CBC_CMD(**kw))
+        prob.solve(_cbc_command(pulp, kw))
         dt = time.perf_counter() - t0
         st = prob.sol_status
         out = SolveOutcome(SolveStatus.ERROR, time_s=dt, solver=self.name,

@@ -1,7 +1,7 @@
 """Run a benchmark folder in-process with --method auto and print solved counts and times.
 
 Usage: python benchmarks/run_suite.py BENCH_DIR [BENCH_DIR ...] [--method auto] [--timeout-scale 1.0]
-       [--limit N] [--filter SUBSTR] [--csv OUT.csv] [--threads N] [--device cpu|cuda]
+       [--limit N] [--filter REGEX] [--csv OUT.csv] [--threads N] [--device cpu|cuda]
 Compares every answer with BENCH_DIR/expected.csv (wrong = sat where unsat is expected or the
 reverse) and ends with a table per folder. The acceptance run of the branch and bound:
     python benchmarks/run_suite.py ../shared/benchmarks/{test,acasxu,mnist_fc,oval21}
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import statistics
 import sys
 import time
@@ -31,7 +32,9 @@ def main():
     ap.add_argument("--method", default="auto")
     ap.add_argument("--timeout-scale", type=float, default=1.0)
     ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--filter", default="")
+    ap.add_argument("--filter", default="", type=re.compile,
+                    help="only the instances whose instances.csv line matches this regular expression, e.g. "
+                         "'256x4.*prop_(5|10)_0.05' or 'img(3568|8517)' (a plain substring works too)")
     ap.add_argument("--csv", default="")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads per instance (0: every core)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -59,7 +62,7 @@ def run_bench(bench: Path, args, out):
     if (bench / "expected.csv").exists():
         for row in csv.DictReader(open(bench / "expected.csv")):
             expected[(row["onnx"], row["vnnlib"])] = row["expected"]
-    rows = [r for r in csv.reader(open(inst)) if r and args.filter in ",".join(r)]
+    rows = [r for r in csv.reader(open(inst)) if r and args.filter.search(",".join(r))]
     if args.limit:
         rows = rows[: args.limit]
     counts, wrong, times, by_net = Counter(), [], [], {}

@@ -84,18 +84,24 @@ def conv_milp_case(tmp_path, seed):
                                       "relu-fixed-babsr"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bab_matches_exact_optimum(tmp_path, seed, strategy):
+    check_matches_exact_optimum(tmp_path, seed, strategy)
+
+
+def check_matches_exact_optimum(tmp_path, seed, strategy, device="cpu"):
+    """With the margin below the MILP optimum the search must prove the bound, above it find a
+    validated counterexample (shared with the CUDA run of test_cuda)."""
     path, lo, hi, c, best = make_case(tmp_path, seed)
     settings = STRATEGIES[strategy]
     margin = 0.02 * (1 + abs(best))
     # unreachable: c.y <= best - margin never holds
-    p = problem_for(tmp_path, path, lo, hi, c, best - margin, "unsafe_unreachable")
+    p = problem_for(tmp_path, path, lo, hi, c, best - margin, "unsafe_unreachable", device=device)
     r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
     assert r.verdict is Verdict.UNSAT, (seed, strategy, best, r.summary(), r.stats)
     assert r.stats["strategy"] == strategy.split("-")[0] or r.method.endswith(":crown")
     if strategy == "relu-milp" and r.method.endswith("relu-split"):
         assert r.stats.get("milp_domains", 0) >= 1 and r.stats.get("domains", 0) <= 1, r.stats
     # reachable: c.y <= best + margin holds near the minimiser
-    p = problem_for(tmp_path, path, lo, hi, c, best + margin, "unsafe_reachable")
+    p = problem_for(tmp_path, path, lo, hi, c, best + margin, "unsafe_reachable", device=device)
     r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
     assert r.verdict is Verdict.SAT, (seed, strategy, best, r.summary())
     cex = r.counterexample

@@ -8,6 +8,7 @@ Real solvers throughout (HiGHS, Gurobi with its size-limited licence, CBC via Pu
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -278,6 +279,29 @@ def test_gurobi_size_limit_falls_back_to_highs(capsys):
     assert out.objective == pytest.approx(np.sort(model.cost)[:3].sum(), rel=1e-7)
     assert s.messages and "10010" in s.messages[0] and "highs" in s.messages[0]
     assert "fell back" in capsys.readouterr().err
+
+
+def test_solvers_solve_without_deprecation_warnings():
+    """Each solver's MILP and LP solves give the same optimum and raise no DeprecationWarning (PuLP 3.3
+    deprecated the CBC command our adapter used, one warning per solve: 105 in a test run)."""
+    graph = load_onnx_model(make_fc(3, sizes=(3, 12, 12, 2)))
+    lo, hi = _box(graph, 3, 0.4)
+    objs = {}
+    for mode in ("milp", "lp"):
+        model = encode_network(graph, _pre(graph, lo, hi), lo, hi, mode).with_objective(np.array([[1.0, -1.0]]),
+                                                                                         np.zeros(1))
+        for s in SOLVERS:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                out = make_solver(s).solve(model, 30.0)
+            assert out.status == SolveStatus.OPTIMAL, (s, mode, out.message)
+            dep = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+            assert not dep, (s, mode, dep)
+            objs[s, mode] = out.objective
+    for s in SOLVERS:
+        assert objs[s, "milp"] == pytest.approx(objs["highs", "milp"], abs=1e-5)
+        assert objs[s, "lp"] == pytest.approx(objs["highs", "lp"], abs=1e-6)
+        assert objs[s, "lp"] <= objs[s, "milp"] + 1e-6
 
 
 def test_solver_time_limit_is_honoured():

@@ -292,3 +292,20 @@ def test_ray_dispatch_on_a_local_instance(tmp_path):
     # resume semantics are the same: nothing left to do, and ray is not even started
     again = bench.run_bench(cfg)
     assert again.new_rows == [] and again.skipped == 1 and not ray.is_initialized()
+
+
+@needs_bench
+def test_run_suite_filters_by_regex_and_scores_against_expected(tmp_path):
+    """benchmarks/run_suite.py (the script behind the branch-and-bound figures): a regular-expression filter
+    selects exactly the matching instances, each answer is compared with expected.csv, the CSV and the
+    summary agree."""
+    out = tmp_path / "suite.csv"
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_suite.py"), str(TEST_BENCH), "--filter",
+                        r"test_(sat|unsat)\.onnx", "--csv", str(out), "--threads", "1"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    rows = read_csv(out)
+    assert sorted(r["onnx"] for r in rows) == ["test_sat.onnx", "test_unsat.onnx"]
+    assert {r["onnx"]: r["verdict"] for r in rows} == {"test_sat.onnx": "sat", "test_unsat.onnx": "unsat"}
+    assert all(r["verdict"] == r["expected"] for r in rows)
+    assert "test: solved 2/2" in p.stdout and "wrong 0" in p.stdout, p.stdout

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import ZOO
-from test_bab import OPTS, STRATEGIES, conv_milp_case, make_case, problem_for
+from test_bab import OPTS, check_matches_exact_optimum, conv_milp_case, problem_for
 from test_bounds import bound_methods, boxes, objective_values, sample_inputs, zoo_problem
 from verifier.bab.search import run_bab
 from verifier.bab.settings import BaBSettings
@@ -53,21 +53,11 @@ def test_bounds_on_cuda_contain_samples_and_match_cpu(kind, seed):
         assert all(t.is_cuda for lo_hi in b.values() for t in lo_hi)
 
 
-@pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic", "relu-fixed", "relu-milp"])
+@pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic", "relu-fixed", "relu-milp", "relu-gradient",
+                                      "relu-fixed-babsr"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_bab_on_cuda_matches_exact_optimum(tmp_path, seed, strategy):
-    path, lo, hi, c, best = make_case(tmp_path, seed)
-    settings = STRATEGIES[strategy]
-    margin = 0.02 * (1 + abs(best))
-    p = problem_for(tmp_path, path, lo, hi, c, best - margin, "unsafe_unreachable", device="cuda")
-    r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
-    assert r.verdict is Verdict.UNSAT, (seed, strategy, best, r.summary(), r.stats)
-    p = problem_for(tmp_path, path, lo, hi, c, best + margin, "unsafe_reachable", device="cuda")
-    r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
-    assert r.verdict is Verdict.SAT, (seed, strategy, best, r.summary())
-    cex = r.counterexample
-    assert cex.validated and np.all(cex.x >= lo) and np.all(cex.x <= hi)
-    assert c @ cex.y <= best + margin
+    check_matches_exact_optimum(tmp_path, seed, strategy, device="cuda")
 
 
 @pytest.mark.parametrize("recompute", [None, False])
