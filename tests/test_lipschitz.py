@@ -1,4 +1,5 @@
-"""Tests of the Lipschitz certificates (verifier/lipschitz.py), the fast path and `verify lipschitz`."""
+"""Tests of the Lipschitz certificates (verifier/lipschitz.py, lipsdp.py, clever.py), the fast path and
+`verify lipschitz`."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +13,8 @@ from frontends.onnx_loader import load_onnx
 from frontends.vnnlib import parse_vnnlib
 from verifier import cli_lipschitz
 from verifier import lipschitz as L
+from verifier.clever import clever_estimate
+from verifier.lipsdp import lipsdp
 from verifier.lipschitz_fastpath import box_center_radius, lipschitz_fast_path, robustness_target
 from verifier.ops import Conv
 from verifier.smoothing_train import export_onnx, make_cnn, make_mlp
@@ -118,7 +121,7 @@ def test_bound_never_below_sampled_gradient_norms(nets, name):
     assert s["jacobian_norm"].max() <= b.L * (1 + 1e-9)
     assert np.all(s["pair"].max(0) <= b.pair * (1 + 1e-9) + 1e-12)
     assert s["jacobian_norm"].max() > 0.05 * b.L  # the sampling is not vacuous
-    ce = L.clever_estimate(g, X[0], radius=0.5, n_batches=10, batch_size=20)
+    ce = clever_estimate(g, X[0], radius=0.5, n_batches=10, batch_size=20)
     assert ce.kind == "estimate"
     assert all(0 < ce.max_sampled[j] <= b.pair[ce.label, j] * (1 + 1e-9) for j in ce.max_sampled)
     assert all(ce.lipschitz[j] >= ce.max_sampled[j] for j in ce.max_sampled)
@@ -189,7 +192,7 @@ def test_lipsdp_is_not_below_the_true_constant(tmp_path):
             lin.weight.copy_(torch.eye(3))
             lin.bias.zero_()
     g = _export(m, tmp_path / "relu.onnx", (3,))
-    res = L.lipsdp(g, time_limit=60)
+    res = lipsdp(g, time_limit=60)
     assert 1.0 <= res.L <= 1.01
 
 
@@ -317,3 +320,25 @@ def test_cli_lipschitz_bad_input_exit_2(nets, tmp_path, capsys, case):
     assert cli_lipschitz.run(make_parser().parse_args(argv)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_cli_lipschitz_clever_column(nets, tmp_path):
+    """``--clever`` adds the sampled CLEVER radius (an estimate, printed beside the certified ones)."""
+    g, path = nets["mlp"]
+    rng = np.random.default_rng(9)
+    x = rng.random((2, g.n_inputs)).astype(np.float32)
+    y = np.argmax(L.logits64(g, x), 1)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=x, y=y)
+    out = tmp_path / "r.tsv"
+    args = make_parser().parse_args(["lipschitz", path, "--data", str(data), "--out", str(out), "--clever"])
+    assert cli_lipschitz.run(args) == 0
+    lines = out.read_text().splitlines()
+    head = lines[0].split("\t")
+    assert head[-1] == "clever_radius", head
+    rows = [dict(zip(head, ln.split("\t"))) for ln in lines[1:]]
+    assert len(rows) == 2
+    for r in rows:
+        # the sampled gradient norms are lower bounds of the local constant, so the estimate is a radius at
+        # least as large as the one certified by a global upper bound, up to the Weibull fit's extrapolation
+        assert float(r["clever_radius"]) >= 0.5 * float(r["radius_global"]) > 0, r

@@ -74,7 +74,8 @@ def run(args) -> int:
     from frontends.onnx_loader import load_onnx
 
     from .errors import UnsupportedError, VerifierError
-    from .lipschitz import certified_radius, clever_estimate, global_lipschitz, local_certified_radius
+    from .clever import clever_estimate
+    from .lipschitz import certified_radius, global_lipschitz, local_certified_radius
     from .smoothing import DataError, load_labelled_npz
 
     try:
