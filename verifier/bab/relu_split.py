@@ -63,7 +63,7 @@ WARM_DTYPE = torch.float16  # stored warm starts (any slope in [0, 1] and multip
 def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_iters: int, recompute: bool,
                    deadline: Deadline | None = None, init_alphas: dict | None = None, crown_only=None,
                    init_betas: dict | None = None, row_open=None, timing: dict | None = None,
-                   slopes: dict | None = None):
+                   slopes: dict | None = None, coefficients: bool = True):
     """Bound a batch of domains.
 
     PRE holds each domain's known bounds of every pre-activation node (the parent's bounds with
@@ -76,7 +76,8 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     prove: only those are optimised (one CROWN pass bounds every row); after a few splits most domains
     have one or two open rows of the nine of a classification spec. ``timing``, when given, receives
     the seconds of the alpha/beta steps (``"alpha"``: the part that stops at the deadline).
-    Returns lb (B, K), tol, pre bounds, per-ReLU objective coefficients, infeasible (B,), the
+    Returns lb (B, K), tol, pre bounds, per-ReLU objective coefficients of the CROWN pass (with
+    ``coefficients``, else empty: only the BaBSR score reads them), infeasible (B,), the
     best slopes and multipliers found per row (node -> (B, K, *shape); the starting ones where no
     step improved; empty without alpha steps), and the input coefficients of each row's best
     linear bound (B, K, n).
@@ -95,8 +96,8 @@ def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_i
     A0 = rows.C.reshape(1, K, *graph.output_shape).expand(B, K, *graph.output_shape)
     record: dict = {}
     info: dict = {}
-    _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True, record=record,
-                                 out=info)
+    _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True,
+                                 record=record if coefficients else None, out=info)
     lb, tol = concretize_lower(Ax, bias, lo, hi, rows.d, graph.dtype, info["bias_abs"])
     alphas: dict = {}
     betas: dict = {}
@@ -518,8 +519,8 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
     if not isinstance(s, _Search):
         return s, None
     graph, rows, store, pnodes = problem.graph, s.rows, s.store, s.pnodes
-    stats["branching"] = branching(graph, settings)
-    fsb = settings.relu_fsb if settings.relu_fsb is not None else (1 if stats["branching"] == "gradient" else 12)
+    score_kind = stats["branching"] = branching(graph, settings)
+    fsb = settings.relu_fsb if settings.relu_fsb is not None else (1 if score_kind == "gradient" else 12)
     n_alpha = alpha_iters(graph, settings)
     batch = settings.relu_batch if s.recompute else 4 * settings.relu_batch
     last_log = time.monotonic()
@@ -549,7 +550,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             lb, tol, pre, record, infeasible, alphas, betas, Ax = _bound_domains(
                 graph, rows, s.x_lo, s.x_hi, pre_in, sgn, n_alpha, s.recompute and not first,
                 deadline, al_in, {p: spl < k for k, p in enumerate(pnodes)}, be_in, rows.rows_open(done),
-                timing, s.root_slopes)
+                timing, s.root_slopes, coefficients=score_kind == "babsr")
             inherit = (plb - ptol) > (lb - tol)
             lb, tol = torch.where(inherit, plb, lb), torch.where(inherit, ptol, tol)
         first = False
@@ -575,7 +576,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
             return Outcome.FALSIFIED, cex
         sgn = {p: sgn[p][o] for p in pnodes}
         with torch.no_grad():
-            if branching(graph, settings) == "babsr":
+            if score_kind == "babsr":
                 scores, layout = babsr_scores(graph, pre, record, lb, rows, ok)
             else:
                 scores, layout = gradient_scores(graph, rows, s.x_lo, s.x_hi, pre, alphas, betas, sgn, lb, ok)
