@@ -8,6 +8,7 @@ Both input splitting and ReLU splitting are exercised, and compared with the MIL
 """
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import replace
 
@@ -36,7 +37,11 @@ STRATEGIES = {"input": BaBSettings(), "relu": BaBSettings(input_split_max_dim=0)
               # the branching scores the defaults do not pick for these nets: the gradient estimate with
               # re-derived intermediate bounds, the BaBSR-like score without
               "relu-gradient": BaBSettings(input_split_max_dim=0, relu_branching="gradient"),
-              "relu-fixed-babsr": BaBSettings(input_split_max_dim=0, relu_recompute=False, relu_branching="babsr")}
+              "relu-fixed-babsr": BaBSettings(input_split_max_dim=0, relu_recompute=False, relu_branching="babsr"),
+              # the first search of the portfolio gets no time: the root's intermediate bounds are refined by
+              # MILP (Gurobi) before the second
+              "relu-refine": BaBSettings(input_split_max_dim=0, relu_recompute=True,
+                                         relu_fsb_portfolio=((4, 0.0), (12, 1.0)))}
 
 
 def make_case(tmp_path, seed, sizes=(2, 6, 6, 2), gap=0.05):
@@ -81,7 +86,7 @@ def conv_milp_case(tmp_path, seed):
 
 
 @pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic", "relu-fixed", "relu-milp", "relu-gradient",
-                                      "relu-fixed-babsr"])
+                                      "relu-fixed-babsr", "relu-refine"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bab_matches_exact_optimum(tmp_path, seed, strategy):
     check_matches_exact_optimum(tmp_path, seed, strategy)
@@ -100,6 +105,10 @@ def check_matches_exact_optimum(tmp_path, seed, strategy, device="cpu"):
     assert r.stats["strategy"] == strategy.split("-")[0] or r.method.endswith(":crown")
     if strategy == "relu-milp" and r.method.endswith("relu-split"):
         assert r.stats.get("milp_domains", 0) >= 1 and r.stats.get("domains", 0) <= 1, r.stats
+    if strategy == "relu-refine" and r.stats.get("portfolio_runs") == 2 and importlib.util.find_spec("gurobipy"):
+        assert r.stats.get("refine_solves", 0) >= 1, r.stats
+    if r.stats.get("refine_solves"):  # the proof used MILP-refined bounds: the result says so
+        assert "refined by MILP" in r.message, r.message
     # reachable: c.y <= best + margin holds near the minimiser
     p = problem_for(tmp_path, path, lo, hi, c, best + margin, "unsafe_reachable", device=device)
     r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)

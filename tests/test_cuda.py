@@ -54,7 +54,7 @@ def test_bounds_on_cuda_contain_samples_and_match_cpu(kind, seed):
 
 
 @pytest.mark.parametrize("strategy", ["input", "relu", "relu-basic", "relu-fixed", "relu-milp", "relu-gradient",
-                                      "relu-fixed-babsr"])
+                                      "relu-fixed-babsr", "relu-refine"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_bab_on_cuda_matches_exact_optimum(tmp_path, seed, strategy):
     check_matches_exact_optimum(tmp_path, seed, strategy, device="cuda")

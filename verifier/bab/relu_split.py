@@ -27,7 +27,8 @@ relaxation) picks ``relu_fsb`` candidates (searches with 4 and then 12 in turn:
 and multipliers (filtered smart branching; each child's pass starts at its split's ReLU from the
 parent's coefficients there) picks the neuron. Every open domain's bound-minimising
 input is evaluated as a counterexample, and seeds the periodic PGD (within ``attack_share`` of the
-search time). Domains are taken worst bound first from a ``DomainStore`` (slots: a batch copies
+search time). Where the searches run in turn, the root's intermediate bounds are refined by MILP
+between the first and the second (``refine.py``). Domains are taken worst bound first from a ``DomainStore`` (slots: a batch copies
 its own domains only); the stored domains are capped (``BaBSettings.max_domains`` and a memory budget)
 and the search reports ``open`` rather than grow past it. Deadline: the alpha/beta steps stop
 at it, a bounding it cut short ends the search, the branching estimate is skipped when it
@@ -51,6 +52,7 @@ from .input_split import Outcome, _Rows, _falsify
 from .branching import babsr_scores, gradient_scores
 from .domain_store import DomainStore
 from .exact_domains import solve_domain_milp, solve_linear_domain
+from .refine import refine_root
 from .settings import BaBSettings
 
 log = logging.getLogger("verifier.bab")
@@ -309,16 +311,19 @@ def relu_split_portfolio(problem: Problem, lo_np, hi_np, idx, settings: BaBSetti
                          stats: dict) -> tuple[str, Counterexample | None]:
     """ReLU splitting; where intermediate bounds are re-derived and ``relu_fsb`` is not set, one search per
     width of ``relu_fsb_portfolio`` in turn, each with its share of the time left (the last: the rest), each
-    from the root: the best branching width there is erratic from instance to instance."""
+    from the root: the best branching width there is erratic from instance to instance. Between the first
+    and the second search the root's intermediate bounds are refined by MILP (``relu_refine_share`` of the
+    time left, ``bab/refine.py``) and the later searches start from them."""
     if settings.relu_fsb is not None or not settings.relu_fsb_portfolio or not recomputes(problem.graph, settings):
         return relu_split_region(problem, lo_np, hi_np, idx, settings, deadline, stats)
     outcome, cex = Outcome.OPEN, None
     runs = settings.relu_fsb_portfolio
+    root_pre = None
     for k, (width, share) in enumerate(runs):
         last = k == len(runs) - 1
         budget = deadline if last else Deadline(max(0.0, deadline.left() * share))
         outcome, cex = relu_split_region(problem, lo_np, hi_np, idx, replace(settings, relu_fsb=width), budget,
-                                         stats)
+                                         stats, root_pre=root_pre)
         stats["portfolio_runs"] = k + 1
         if outcome != Outcome.OPEN or last or deadline.expired() or stats.get("memory_cap_hit") or \
                 not stats.get("out_of_time"):
@@ -327,6 +332,9 @@ def relu_split_portfolio(problem: Problem, lo_np, hi_np, idx, settings: BaBSetti
                  stats.get("open_domains", 0), runs[k + 1][0])
         stats.pop("out_of_time", None)  # the share ran out, not the whole budget
         stats.pop("open_domains", None)
+        if k == 0 and settings.relu_refine_share > 0:
+            root_pre = refine_root(problem, lo_np, hi_np, idx, settings,
+                                   Deadline(max(0.0, deadline.left() * settings.relu_refine_share)), stats)
     return outcome, cex
 
 
@@ -358,8 +366,10 @@ class _Search:
         return Outcome.OPEN, None
 
 
-def _start(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline, stats: dict):
-    """Bound the root (CROWN, then alpha-CROWN); PROVEN there, else the search with the root as its one domain."""
+def _start(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline, stats: dict,
+           root_pre: dict | None = None):
+    """Bound the root (CROWN, then alpha-CROWN; from ``root_pre``, sound bounds of every node, when given);
+    PROVEN there, else the search with the root as its one domain."""
     graph, spec = problem.graph, problem.spec
     dev, dt = graph.device, graph.dtype
     rows = _Rows(spec, idx, dev, dt)
@@ -369,7 +379,7 @@ def _start(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline:
     t = time.monotonic()
     method = "alpha-crown" if settings.root_alpha else "crown"
     ob = objective_bounds(graph, rows.C, rows.d, x_lo, x_hi, BoundSettings(method), groups=rows.groups,
-                          deadline=deadline)
+                          deadline=deadline, pre=root_pre)
     stats["root_bound"] = float(rows.group_best(ob.lower).min())
     stats["root_time"] = time.monotonic() - t
     grp_ok = rows.group_ok(ob.lower, ob.tol, torch.zeros(1, len(rows.groups), dtype=torch.bool, device=dev))
@@ -513,9 +523,10 @@ def _search_attack(s: _Search, Ax, it: int):
 
 
 def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline,
-                      stats: dict) -> tuple[str, Counterexample | None]:
-    """ReLU splitting on one input box (see the module's docstring); statistics go into ``stats``."""
-    s = _start(problem, lo_np, hi_np, idx, settings, deadline, stats)
+                      stats: dict, root_pre: dict | None = None) -> tuple[str, Counterexample | None]:
+    """ReLU splitting on one input box (see the module's docstring), from the root bounds ``root_pre`` when
+    given (sound bounds of every node, e.g. refined by MILP); statistics go into ``stats``."""
+    s = _start(problem, lo_np, hi_np, idx, settings, deadline, stats, root_pre)
     if not isinstance(s, _Search):
         return s, None
     graph, rows, store, pnodes = problem.graph, s.rows, s.store, s.pnodes

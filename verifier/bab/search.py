@@ -15,6 +15,7 @@ from ..options import AttackSettings, VerifyOptions
 from ..problem import Deadline, Problem
 from ..result import Result, Verdict
 from .input_split import Outcome, input_split_region
+from .refine import MARGIN_ABS, MARGIN_REL
 from .settings import BaBSettings
 
 log = logging.getLogger("verifier.bab")
@@ -75,9 +76,14 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, settin
                 break
     timings["search"] = time.monotonic() - t
     if all_proven:
-        return Result(Verdict.UNSAT, f"{name}:{strategy}-split", timings=timings, stats=stats)
+        msg = REFINE_NOTE if stats.get("refine_solves") else ""
+        return Result(Verdict.UNSAT, f"{name}:{strategy}-split", timings=timings, stats=stats, message=msg)
     verdict = Verdict.TIMEOUT if deadline.expired() or stats.get("out_of_time") else Verdict.UNKNOWN
     return Result(verdict, f"{name}:{strategy}-split", timings=timings, stats=stats)
+
+
+REFINE_NOTE = ("the intermediate bounds were refined by MILP: unsat relies on Gurobi's feasibility tolerances "
+               "there (margin {:g} + {:g} |bound|)".format(MARGIN_ABS, MARGIN_REL))
 
 
 def _lipschitz_fast_path(problem: Problem) -> Result | None:

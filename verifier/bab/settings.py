@@ -44,6 +44,13 @@ class BaBSettings:
     # layers' bounds there, and which width suits an instance is erratic (mnist_fc 256x4 prop_8_0.03: k=4
     # 1.9 s, k=12 58 s; 256x2 prop_10_0.05: k=4 > 120 s, k=12 0.7 s); k=4 wins quickly where it wins,
     # while k=12 may need long runs (256x4 prop_11_0.05: stuck at -1.17 with k=4, -0.69 -> -0.30 in 225 s)
+    relu_refine_share: float = 0.5  # share of the time left after the first search of the FSB portfolio spent
+    # refining the root's intermediate bounds by MILP (bab/refine.py; Gurobi) before the next searches start
+    # from them (0: off). mnist_fc 256x6 prop_0_0.05: root bound -838 -> -0.064 after 100 s (unstable ReLUs
+    # 913 -> 432); 256x4 prop_5_0.05: -0.97 -> -0.30 after 60 s
+    relu_refine_neuron_s: float = 1.0  # time limit of each neuron's MILP (its dual bound is used either way);
+    # 256x4 prop_5_0.05: 120 solves of 1 s: -0.30, 105 of 0.3 s (20 s): -0.62
+    relu_refine_threads: int | None = None  # MILPs solved side by side (None: the cores, at most 4)
     relu_milp_max_unstable: int = 0  # MILP fallback: a domain with at most this many unstable ReLUs is solved
     # by one small MILP (HiGHS) instead of being split further (0: off; domains with none use an exact LP)
     relu_root_slopes: bool = True  # re-derived intermediate bounds use the root's optimised intermediate slopes
@@ -57,6 +64,8 @@ class BaBSettings:
     log_every: float = 2.0  # seconds between progress lines with --verbose
 
     def __post_init__(self):
+        if not 0.0 <= self.relu_refine_share < 1.0:
+            raise ValueError(f"BaBSettings.relu_refine_share must be in [0, 1), not {self.relu_refine_share!r}")
         if self.relu_branching not in (None, "gradient", "babsr"):
             raise ValueError("BaBSettings.relu_branching must be 'gradient', 'babsr' or None, "
                              f"not {self.relu_branching!r}")
