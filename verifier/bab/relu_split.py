@@ -28,8 +28,8 @@ and multipliers (filtered smart branching; each child's pass starts at its split
 parent's coefficients there) picks the neuron. Every open domain's bound-minimising
 input is evaluated as a counterexample, and seeds the periodic PGD (within ``attack_share`` of the
 search time). Where the searches run in turn, the root's intermediate bounds are refined by MILP
-between the first and the second (``refine.py``). Domains are taken worst bound first from a ``DomainStore`` (slots: a batch copies
-its own domains only); the stored domains are capped (``BaBSettings.max_domains`` and a memory budget)
+between the first and the second (``refine.py``). Domains are taken worst bound first from a
+``DomainStore`` (slots: a batch copies its own domains only); the stored domains are capped (``BaBSettings.max_domains`` and a memory budget)
 and the search reports ``open`` rather than grow past it. Deadline: the alpha/beta steps stop
 at it, a bounding it cut short ends the search, the branching estimate is skipped when it
 cannot finish, and a batch whose other work cannot finish in time is not started.
