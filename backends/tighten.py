@@ -35,12 +35,19 @@ class TightenStats:
     per_layer: list = field(default_factory=list)
 
 
-def _count_unstable(pre, names) -> int:
+def count_unstable(pre, names) -> int:
     n = 0
     for name in names:
         lo, hi = pre[name]
         n += int(((lo < 0) & (hi > 0)).sum())
     return n
+
+
+def node_bounds(pre, name):
+    """(lo, hi, unstable): a node's bounds as flat float64 copies and the indices of its unstable neurons."""
+    lo = pre[name][0].detach().cpu().double().numpy().reshape(-1).copy()
+    hi = pre[name][1].detach().cpu().double().numpy().reshape(-1).copy()
+    return lo, hi, np.nonzero((lo < 0) & (hi > 0))[0]
 
 
 def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, solver: SolverAdapter,
@@ -54,7 +61,7 @@ def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
     t0 = time.monotonic()
     end = t0 + max(0.0, time_budget)
     names = [n for n in pre_activation_nodes(graph) if n != graph.input_name]
-    stats = TightenStats(unstable_before=_count_unstable(pre, names))
+    stats = TightenStats(unstable_before=count_unstable(pre, names))
     dt, dev = graph.dtype, graph.device
     xl = torch.as_tensor(np.array(x_lo, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
     xh = torch.as_tensor(np.array(x_hi, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
@@ -68,9 +75,7 @@ def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
             with torch.no_grad():
                 pre = intermediate_bounds(graph, xl, xh, "crown", fixed=fixed)
         lo_t, hi_t = pre[name]
-        lo = lo_t.detach().cpu().double().numpy().reshape(-1).copy()
-        hi = hi_t.detach().cpu().double().numpy().reshape(-1).copy()
-        unstable = np.nonzero((lo < 0) & (hi > 0))[0]
+        lo, hi, unstable = node_bounds(pre, name)
         if unstable.size == 0:
             continue
         enc = encode_network(graph, pre, x_lo, x_hi, "lp" if mode == "lp" else "milp", stop_at=name)
@@ -130,6 +135,6 @@ def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
         for name, (lo_f, hi_f) in fixed.items():
             lo0, hi0 = pre[name]
             pre[name] = (torch.maximum(lo0, lo_f), torch.minimum(hi0, hi_f))
-    stats.unstable_after = _count_unstable(pre, names)
+    stats.unstable_after = count_unstable(pre, names)
     stats.time_s = time.monotonic() - t0
     return pre, stats

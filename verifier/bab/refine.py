@@ -60,10 +60,6 @@ class RefineStats:
     per_node: list = field(default_factory=list)  # (node, unstable before, after, solves)
 
 
-def _unstable(pre, names) -> int:
-    return sum(int(((pre[n][0] < 0) & (pre[n][1] > 0)).sum()) for n in names)
-
-
 def _margin(b: float) -> float:
     return MARGIN_ABS + MARGIN_REL * abs(b)
 
@@ -147,10 +143,11 @@ def refine_intermediate(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndar
     ends the refinement there (e.g. the objective is proven on those bounds)."""
     from backends.base import SolverUnavailable
     from backends.encoder import encode_network
+    from backends.tighten import count_unstable, node_bounds
     stats = stats if stats is not None else RefineStats()
     t0 = time.monotonic()
     names = [n for n in pre_activation_nodes(graph) if n != graph.input_name]
-    stats.unstable_before = _unstable(pre, names)
+    stats.unstable_before = count_unstable(pre, names)
     dt, dev = graph.dtype, graph.device
     xl = torch.tensor(np.array(x_lo, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
     xh = torch.tensor(np.array(x_hi, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
@@ -176,9 +173,7 @@ def refine_intermediate(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndar
                 stats.stopped = "enough"
                 break
         lo_t, hi_t = pre[name]
-        lo = lo_t.detach().cpu().double().numpy().reshape(-1).copy()
-        hi = hi_t.detach().cpu().double().numpy().reshape(-1).copy()
-        unstable = np.nonzero((lo < 0) & (hi > 0))[0]
+        lo, hi, unstable = node_bounds(pre, name)
         if unstable.size == 0:
             continue
         order = unstable[np.argsort(lo[unstable] * hi[unstable] / (hi[unstable] - lo[unstable]))]  # widest first
@@ -221,7 +216,7 @@ def refine_intermediate(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndar
     if changed:
         with torch.no_grad():
             pre = intermediate_bounds(graph, xl, xh, "crown", fixed={n: pre[n] for n in names}, slopes=slopes)
-    stats.unstable_after = _unstable(pre, names)
+    stats.unstable_after = count_unstable(pre, names)
     stats.time_s = time.monotonic() - t0
     return pre
 
