@@ -26,9 +26,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from verifier.graph import Graph
-from verifier.result import Result
-from verifier.spec import Spec
+from verifier.bounds import intermediate_bounds, objective_bounds
+from verifier.ir.graph import Graph
+from verifier.ir.result import Result
+from verifier.ir.spec import Spec
+from verifier.settings import BoundSettings
 
 # ---------------------------------------------------------------------------------------------- core bounds
 
@@ -68,7 +70,6 @@ class CoreBounds:
 
 def compute_core_bounds(graph: Graph, spec: Spec, method: str = "crown") -> CoreBounds:
     """CROWN (or IBP) intermediate bounds and objective row bounds per input region, in the graph's dtype."""
-    from verifier.bounds import BoundSettings, intermediate_bounds, objective_bounds
 
     t0 = time.perf_counter()
     regions = []

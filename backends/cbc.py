@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from .base import SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule, register_solver
+from backends.base import SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule, register_solver
 
 
 def _cbc_command(pulp, kw: dict):

@@ -28,15 +28,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from verifier.bounds.crown import ancestors, pre_activation_nodes
-from verifier.bounds.objective import rel_tol
-from verifier.errors import UnsupportedError
-from verifier.graph import Graph
-from verifier.ops import ReLU
-from verifier.result import Result, Verdict
-from verifier.spec import Spec
-
-from .base import Backend, CoreBounds, register_backend
+from backends.base import Backend, CoreBounds, register_backend
+from verifier.bounds.crown import ancestors, pre_activation_nodes, rel_tol
+from verifier.ir.errors import UnsupportedError
+from verifier.ir.graph import Graph
+from verifier.ir.ops import ReLU
+from verifier.ir.result import Result, Verdict
+from verifier.ir.spec import Spec
 
 
 def relu_slopes(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

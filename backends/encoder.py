@@ -34,9 +34,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from verifier.errors import UnsupportedError
-from verifier.graph import Graph
-from verifier.ops import AddNodes, Linear, ReLU, Reshape, Scale, Transpose
+from verifier.ir.errors import UnsupportedError
+from verifier.ir.graph import Graph
+from verifier.ir.ops import AddNodes, Linear, ReLU, Reshape, Scale, Transpose
 
 # stability slack: a neuron with u <= STABLE_EPS is treated as inactive, l >= -STABLE_EPS as active
 STABLE_EPS = 1e-9

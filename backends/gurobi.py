@@ -14,7 +14,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from .base import SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule, register_solver
+from backends.base import SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule, register_solver
 
 SIZE_LIMIT_CODE = 10010
 LICENSE_CODES = {10009, 10010}  # no/invalid licence, model too large for the licence

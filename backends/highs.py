@@ -9,15 +9,14 @@ from __future__ import annotations
 import math
 import time
 
+import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from .base import SolveOutcome, SolverAdapter, SolveStatus, StopRule, register_solver
+from backends.base import SolveOutcome, SolverAdapter, SolveStatus, StopRule, register_solver
 
 
 def _import():
-    import highspy
-
     return highspy
 
 

@@ -11,14 +11,12 @@ from __future__ import annotations
 import math
 import time
 
-
-from verifier.result import Result, Verdict
-from verifier.spec import Spec
-from verifier.validate import validate_candidate
-
-from .base import Backend, CoreBounds, SolveStatus, make_solver, register_backend, time_left
-from .encoder import encode_network, safe_lp_bound
-from .tighten import tighten_bounds
+from backends.base import Backend, CoreBounds, SolveStatus, make_solver, register_backend, time_left
+from backends.encoder import encode_network, safe_lp_bound
+from backends.tighten import tighten_bounds
+from verifier.attack.validate import validate_candidate
+from verifier.ir.result import Result, Verdict
+from verifier.ir.spec import Spec
 
 
 class LPBackend(Backend):

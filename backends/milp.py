@@ -34,14 +34,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from verifier.bounds import BoundSettings, backward_lower, intermediate_bounds, objective_bounds, pre_activation_nodes
-from verifier.result import Result, Verdict
-from verifier.spec import Spec
-from verifier.validate import validate_candidate
-
-from .base import Backend, CoreBounds, SolveStatus, StopRule, make_solver, register_backend, time_left
-from .encoder import encode_network
-from .tighten import tighten_bounds
+from backends.base import Backend, CoreBounds, SolveStatus, StopRule, make_solver, register_backend, time_left
+from backends.encoder import encode_network
+from backends.tighten import tighten_bounds
+from verifier.attack.validate import validate_candidate
+from verifier.bounds import backward_lower, intermediate_bounds, objective_bounds, pre_activation_nodes
+from verifier.ir.result import Result, Verdict
+from verifier.ir.spec import Spec
+from verifier.settings import BoundSettings
 
 TOLERANCE_NOTE = "unsat relies on the MILP solver's feasibility tolerances (margin {thr:g})"
 

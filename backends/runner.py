@@ -9,10 +9,10 @@ import time
 
 import torch
 
-from verifier.problem import Deadline, Problem
-from verifier.result import Result
-
-from .base import compute_core_bounds, get_backend
+from backends.base import compute_core_bounds, get_backend
+from verifier.ir.deadline import Deadline
+from verifier.ir.problem import Problem
+from verifier.ir.result import Result
 
 
 def _device(options) -> str:

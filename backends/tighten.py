@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from backends.base import SolverAdapter, SolveStatus, StopRule
+from backends.encoder import encode_network, safe_lp_bound
 from verifier.bounds import intermediate_bounds, pre_activation_nodes
-from verifier.graph import Graph
-
-from .base import SolverAdapter, SolveStatus, StopRule
-from .encoder import encode_network, safe_lp_bound
+from verifier.ir.graph import Graph
 
 
 @dataclass

@@ -1,17 +1,21 @@
 """Compare input-splitting heuristics on a few ACAS Xu instances: boxes bounded and time."""
-import sys, time
+import sys
+import time
+
 import torch
+
 sys.path.insert(0, ".")
-from verifier.problem import Problem, Deadline
+from frontends.load import load_problem
 from verifier.bab.input_split import input_split_region
-from verifier.bab.settings import BaBSettings
+from verifier.ir.deadline import Deadline
+from verifier.settings.bab import BaBSettings
 
 B = "../shared/benchmarks/acasxu"
 cases = [a.split(":") for a in sys.argv[2:]] or [("1_1", "prop_4"), ("1_1", "prop_3"), ("3_3", "prop_1")]
 modes = sys.argv[1].split(",") if len(sys.argv) > 1 else ["smear", "best"]
 torch.set_num_threads(1)
 for net, prop in cases:
-    p = Problem.load(f"{B}/onnx/ACASXU_run2a_{net}_batch_2000.onnx", f"{B}/vnnlib/{prop}.vnnlib")
+    p = load_problem(f"{B}/onnx/ACASXU_run2a_{net}_batch_2000.onnx", f"{B}/vnnlib/{prop}.vnnlib")
     for mode in modes:
         st = {}
         t = time.time()

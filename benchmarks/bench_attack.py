@@ -49,10 +49,10 @@ def read_instances(bench: Path) -> list[tuple[str, str, float, str]]:
 def run_one(bench: Path, onnx: str, vnnlib: str, timeout: float, seed: int):
     import numpy as np
 
+    from frontends.onnx.reference import OnnxReference
+    from frontends.result_file import check_counterexample, format_result, parse_result_text
     from verifier.api import verify
-    from verifier.options import AttackSettings, VerifyOptions
-    from verifier.resultfile import check_counterexample, format_result, parse_result_text
-    from verifier.validate import OnnxReference
+    from verifier.settings.options import AttackSettings, VerifyOptions
 
     opts = VerifyOptions(seed=seed, attack=AttackSettings(seed=seed))
     t0 = time.monotonic()
@@ -60,7 +60,7 @@ def run_one(bench: Path, onnx: str, vnnlib: str, timeout: float, seed: int):
     wall = time.monotonic() - t0
     checked = ""
     if str(res.verdict) == "sat":
-        from frontends.vnnlib import load_vnnlib
+        from frontends.vnnlib.v1 import load_vnnlib
 
         word, x, y = parse_result_text(format_result(res))
         spec = load_vnnlib(bench / vnnlib)

@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from backends.base import compute_core_bounds, make_solver  # noqa: E402
 from backends.encoder import encode_network  # noqa: E402
-from verifier.compare import compare_problem  # noqa: E402
-from verifier.problem import Problem  # noqa: E402
+from frontends.load import load_problem
+from verifier.api.compare import compare_problem  # noqa: E402
+from verifier.ir.problem import Problem  # noqa: E402
 
 BENCH = ROOT.parent / "shared" / "benchmarks"
 ACAS = [("ACASXU_run2a_1_1_batch_2000.onnx", "prop_4.vnnlib"),
@@ -46,7 +47,7 @@ METHODS = ("crown", "alpha-crown", "dual", "lp", "milp")
 
 
 def _load(folder, onnx_name, spec_name) -> Problem:
-    return Problem.load(BENCH / folder / "onnx" / onnx_name, BENCH / folder / "vnnlib" / spec_name)
+    return load_problem(BENCH / folder / "onnx" / onnx_name, BENCH / folder / "vnnlib" / spec_name)
 
 
 def part1(instances, timeout) -> None:

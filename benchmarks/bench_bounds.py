@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from verifier.bounds import BoundSettings  # noqa: E402
-from verifier.core_methods import bound_spec  # noqa: E402
-from verifier.problem import Problem  # noqa: E402
+from frontends.load import load_problem
+from verifier.bounds.spec_bounds import bound_spec  # noqa: E402
+from verifier.settings import BoundSettings  # noqa: E402
 
 BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 METHODS = ("ibp", "crown", "alpha-crown")
@@ -47,7 +47,7 @@ def main():
         proved_net = defaultdict(int)
         unsound = []
         for onnx, spec, _ in rows:
-            p = Problem.load(folder / onnx, folder / spec)
+            p = load_problem(folder / onnx, folder / spec)
             net = Path(onnx).name.replace(".onnx", "")
             for m in METHODS:
                 t = time.perf_counter()

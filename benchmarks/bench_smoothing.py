@@ -29,11 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from frontends.onnx_loader import load_onnx  # noqa: E402
-from verifier import lipschitz as lip  # noqa: E402
-from verifier.smoothing import certify, certify_dataset, format_accuracy_table, plot_certified_accuracy  # noqa: E402
-from verifier.smoothing_train import (accuracy, export_onnx, load_digits_split, make_mlp,  # noqa: E402
-                                      train_noisy)
+from frontends.onnx.loader import load_onnx  # noqa: E402
+from verifier.certificates.lipschitz import analysis as lip  # noqa: E402
+from verifier.certificates.lipschitz.global_bound import global_lipschitz  # noqa: E402
+from verifier.certificates.smoothing.certify import (  # noqa: E402
+    certify,
+    certify_dataset,
+    format_accuracy_table,
+    plot_certified_accuracy,
+)
+from verifier.certificates.smoothing.train import accuracy, export_onnx, load_digits_split, make_mlp, train_noisy  # noqa: E402
 
 RADII = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
 
@@ -68,7 +73,7 @@ def lipsdp_table(time_limit: float, trained_small) -> list[tuple]:
             prod = lip.product_bound(g)
             t_prod = time.perf_counter() - t0
             t0 = time.perf_counter()
-            sdp = lip.global_lipschitz(g, "lipsdp", time_limit=time_limit)
+            sdp = global_lipschitz(g, "lipsdp", time_limit=time_limit)
             t_sdp = time.perf_counter() - t0
             rng = np.random.default_rng(0)
             sampled = float(lip.gradient_norms(g, rng.standard_normal((2000, g.n_inputs)))["jacobian_norm"].max())

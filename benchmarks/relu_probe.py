@@ -1,16 +1,20 @@
 """Probe ReLU-splitting settings on a few mnist_fc / oval21 instances: outcome, domains, time."""
-import sys, time
+import sys
+import time
+
 import torch
+
 sys.path.insert(0, ".")
-from verifier.problem import Problem, Deadline
+from frontends.load import load_problem
 from verifier.bab.relu_split import relu_split_region
-from verifier.bab.settings import BaBSettings
+from verifier.ir.deadline import Deadline
+from verifier.settings.bab import BaBSettings
 
 torch.set_num_threads(1)
 bench, T = "../shared/benchmarks", float(sys.argv[1])
 for arg in sys.argv[3:]:
     folder, net, prop = arg.split(":")
-    p = Problem.load(f"{bench}/{folder}/onnx/{net}.onnx", f"{bench}/{folder}/vnnlib/{prop}.vnnlib")
+    p = load_problem(f"{bench}/{folder}/onnx/{net}.onnx", f"{bench}/{folder}/vnnlib/{prop}.vnnlib")
     for it in [int(v) for v in sys.argv[2].split(",")]:
         st = {}
         t = time.time()

@@ -1,7 +1,7 @@
 """Run a benchmark folder in-process with --method auto and print solved counts and times.
 
 Usage: python benchmarks/run_suite.py BENCH_DIR [BENCH_DIR ...] [--method auto] [--timeout-scale 1.0]
-       [--limit N] [--filter REGEX] [--csv OUT.csv] [--threads N] [--device cpu|cuda]
+       [--limit N] [--every K] [--filter REGEX] [--csv OUT.csv] [--threads N] [--device cpu|cuda]
 Compares every answer with BENCH_DIR/expected.csv (wrong = sat where unsat is expected or the
 reverse) and ends with a table per folder. The acceptance run of the branch and bound:
     python benchmarks/run_suite.py ../shared/benchmarks/{test,acasxu,mnist_fc,oval21}
@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from verifier.api import verify  # noqa: E402
-from verifier.options import VerifyOptions  # noqa: E402
+from verifier.settings.options import VerifyOptions  # noqa: E402
 
 
 def main():
@@ -32,6 +32,8 @@ def main():
     ap.add_argument("--method", default="auto")
     ap.add_argument("--timeout-scale", type=float, default=1.0)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--every", type=int, default=1,
+                    help="only every K-th instance of instances.csv (the 1st, the K+1-th, ...), after --filter")
     ap.add_argument("--filter", default="", type=re.compile,
                     help="only the instances whose instances.csv line matches this regular expression, e.g. "
                          "'256x4.*prop_(5|10)_0.05' or 'img(3568|8517)' (a plain substring works too)")
@@ -63,6 +65,7 @@ def run_bench(bench: Path, args, out):
         for row in csv.DictReader(open(bench / "expected.csv")):
             expected[(row["onnx"], row["vnnlib"])] = row["expected"]
     rows = [r for r in csv.reader(open(inst)) if r and args.filter.search(",".join(r))]
+    rows = rows[:: max(1, args.every)]
     if args.limit:
         rows = rows[: args.limit]
     counts, wrong, times, by_net = Counter(), [], [], {}

@@ -71,7 +71,8 @@ def bench_networks() -> list[tuple[str, str, str]]:
     if not BENCH.is_dir():
         return []
     out = []
-    for folder in sorted(p for p in BENCH.iterdir() if p.is_dir()):
+    # benchmark folders with an instances csv (vnncomp2024/ holds one folder per benchmark, not one csv)
+    for folder in sorted(p for p in BENCH.iterdir() if p.is_dir() and any(p.glob("*instances.csv"))):
         seen = set()
         for onnx_rel, vnn_rel, _ in read_instances(folder):
             if onnx_rel not in seen:
@@ -84,7 +85,7 @@ def bench_networks() -> list[tuple[str, str, str]]:
 def ort_session(model_or_path):
     import onnxruntime as ort
 
-    from frontends.onnx_loader import read_model_bytes
+    from frontends.onnx.files import read_model_bytes
 
     data = model_or_path.SerializeToString() if isinstance(model_or_path, onnx.ModelProto) \
         else read_model_bytes(model_or_path)

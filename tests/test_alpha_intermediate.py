@@ -12,13 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import ZOO
-from frontends.onnx_loader import graph_from_onnx
-from verifier.bounds import BoundSettings, intermediate_bounds, objective_bounds
+
+from frontends.onnx.loader import graph_from_onnx
+from verifier.bounds import intermediate_bounds, objective_bounds
 from verifier.bounds.alpha_intermediate import IntermediateSlopes
 from verifier.bounds.crown import backward_lower, pre_activation_nodes
-from verifier.ops import ReLU
+from verifier.ir.ops import ReLU
+from verifier.settings import BoundSettings
 
 F64 = torch.float64
 

@@ -15,15 +15,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
 from conftest import box_vnnlib, make_fc, save
-from frontends.onnx_loader import graph_from_onnx
 from test_bounds import activation_regions, exact_min, relu_layers
-from verifier.bab.search import run_bab
-from verifier.bab.settings import BaBSettings
-from verifier.options import VerifyOptions
-from verifier.problem import Deadline, Problem
-from verifier.result import Verdict
+
+from frontends.load import load_problem
+from frontends.onnx.loader import graph_from_onnx
+from verifier.ir.deadline import Deadline
+from verifier.ir.result import Verdict
+from verifier.methods.bab import run_bab
+from verifier.settings.bab import BaBSettings
+from verifier.settings.options import VerifyOptions
 
 F64 = torch.float64
 OPTS = VerifyOptions(timeout=30)
@@ -59,15 +60,16 @@ def make_case(tmp_path, seed, sizes=(2, 6, 6, 2), gap=0.05):
 def problem_for(tmp_path, path, lo, hi, c, d, name, device="cpu"):
     spec_path = tmp_path / f"{name}.vnnlib"
     spec_path.write_text(box_vnnlib(lo, hi, C=c.reshape(1, -1), d=[d]))
-    return Problem.load(path, spec_path, device=device)
+    return load_problem(path, spec_path, device=device)
 
 
 def conv_milp_case(tmp_path, seed):
     """(model path, lo, hi, c, exact minimum of c.y by a HiGHS MILP) for a random conv net on a box with
     unstable ReLUs."""
+    from conftest import make_conv
+
     from backends.base import SolveStatus, make_solver
     from backends.encoder import encode_network
-    from conftest import make_conv
     from verifier.bounds import intermediate_bounds
 
     model = make_conv(seed, c=2, hw=8, n_out=4)
@@ -100,7 +102,7 @@ def check_matches_exact_optimum(tmp_path, seed, strategy, device="cpu"):
     margin = 0.02 * (1 + abs(best))
     # unreachable: c.y <= best - margin never holds
     p = problem_for(tmp_path, path, lo, hi, c, best - margin, "unsafe_unreachable", device=device)
-    r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(30))
     assert r.verdict is Verdict.UNSAT, (seed, strategy, best, r.summary(), r.stats)
     assert r.stats["strategy"] == strategy.split("-")[0] or r.method.endswith(":crown")
     if strategy == "relu-milp" and r.method.endswith("relu-split"):
@@ -111,7 +113,7 @@ def check_matches_exact_optimum(tmp_path, seed, strategy, device="cpu"):
         assert "refined by MILP" in r.message, r.message
     # reachable: c.y <= best + margin holds near the minimiser
     p = problem_for(tmp_path, path, lo, hi, c, best + margin, "unsafe_reachable", device=device)
-    r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(30))
     assert r.verdict is Verdict.SAT, (seed, strategy, best, r.summary())
     cex = r.counterexample
     assert cex.validated and np.all(cex.x >= lo) and np.all(cex.x <= hi)
@@ -122,7 +124,7 @@ def test_relu_split_branches_and_beta_helps(tmp_path):
     """A deeper net whose root bound fails: ReLU splitting must branch (domains > 1) and still prove it."""
     path, lo, hi, c, best = make_case(tmp_path, 7, sizes=(3, 8, 8, 2))
     p = problem_for(tmp_path, path, lo, hi, c, best - 0.02 * (1 + abs(best)), "deep")
-    r = run_bab(p, OPTS, Deadline(60), STRATEGIES["relu"], attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(STRATEGIES["relu"], attack_first=False)), Deadline(60))
     assert r.verdict is Verdict.UNSAT, r.summary()
     if r.method.endswith("relu-split"):
         assert r.stats["domains"] >= 1 and r.stats["bound_calls"] >= 1
@@ -133,7 +135,7 @@ def test_memory_cap_gives_unknown_not_a_crash(tmp_path):
     path, lo, hi, c, best = make_case(tmp_path, 5, sizes=(2, 8, 8, 2))
     p = problem_for(tmp_path, path, lo, hi, c, best - 1e-3, "tight")
     settings = replace(STRATEGIES["relu"], max_domains=2, root_alpha=False, relu_alpha_iters=0)
-    r = run_bab(p, OPTS, Deadline(30), settings, attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(30))
     if r.method.endswith("crown"):
         pytest.skip("the root bound alone proved this instance; the cap was never reached")
     assert r.verdict in (Verdict.UNKNOWN, Verdict.UNSAT), r.summary()
@@ -152,9 +154,9 @@ def test_timeout_is_honoured(tmp_path):
     x = torch.tensor(np.random.default_rng(0).uniform(lo, hi, (20000, lo.size)), dtype=torch.float32)
     ys = p0.graph.forward(x).double().numpy() @ c
     spec.write_text(box_vnnlib(lo, hi, C=c.reshape(1, -1), d=[float(ys.min()) - 1e-4]))
-    p = Problem.load(path, spec)
+    p = load_problem(path, spec)
     t = time.monotonic()
-    r = run_bab(p, replace(OPTS, timeout=1.0), Deadline(1.0), BaBSettings(input_split_max_dim=0))
+    r = run_bab(p, replace(replace(OPTS, timeout=1.0), bab=BaBSettings(input_split_max_dim=0)), Deadline(1.0))
     took = time.monotonic() - t
     assert took < 4.0, took  # the budget plus one bound call's slack
     assert r.verdict in (Verdict.TIMEOUT, Verdict.UNKNOWN, Verdict.SAT, Verdict.UNSAT)
@@ -162,14 +164,14 @@ def test_timeout_is_honoured(tmp_path):
 
 def test_bab_agrees_with_milp(tmp_path):
     backends = pytest.importorskip("backends", reason="the MILP backend (backends package) is not importable")
-    from verifier.methods import get_method
+    from verifier.methods.registry import get_method
 
     milp = get_method("milp")
     for seed in (0, 2):
         path, lo, hi, c, best = make_case(tmp_path, seed)
         for d in (best - 0.05, best + 0.05):
             p = problem_for(tmp_path, path, lo, hi, c, d, f"cmp{seed}")
-            a = run_bab(p, OPTS, Deadline(30), BaBSettings(), attack_first=True)
+            a = run_bab(p, replace(OPTS, bab=replace(BaBSettings(), attack_first=True)), Deadline(30))
             b = milp(p, OPTS, Deadline(30))
             assert a.verdict == b.verdict, (seed, d, a.summary(), b.summary())
     assert backends is not None
@@ -201,11 +203,11 @@ def test_relu_split_on_conv_net_matches_milp_optimum(tmp_path, seed, rel_margin,
     margin = rel_margin * (1 + abs(best))  # small enough that the root bound cannot prove it
     settings = BaBSettings(input_split_max_dim=0, relu_recompute=recompute)
     p = problem_for(tmp_path, path, lo, hi, c, best - margin, "conv_unreachable")
-    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(60))
     assert r.verdict is Verdict.UNSAT, (seed, best, r.summary(), r.stats)
     assert r.stats.get("domains", 0) >= 2, r.stats  # the search branched
     p = problem_for(tmp_path, path, lo, hi, c, best + margin, "conv_reachable")
-    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(60))
     assert r.verdict is Verdict.SAT, (seed, best, r.summary())
     assert c @ r.counterexample.y <= best + margin
 
@@ -252,11 +254,11 @@ def test_input_split_rechecks_in_float64_what_float32_rounding_keeps_open(tmp_pa
     path = save(model, tmp_path / "offset.onnx")
     margin = 0.05
     p = problem_for(tmp_path, path, lo, hi, c, best - margin, "offset_unreachable")
-    r = run_bab(p, OPTS, Deadline(30), STRATEGIES["input"], attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(STRATEGIES["input"], attack_first=False)), Deadline(30))
     assert r.verdict is Verdict.UNSAT, (best, r.summary(), r.stats)
     assert r.stats.get("float64_proved", 0) >= 1, r.stats
     p = problem_for(tmp_path, path, lo, hi, c, best + margin, "offset_reachable")
-    r = run_bab(p, OPTS, Deadline(30), STRATEGIES["input"], attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(STRATEGIES["input"], attack_first=False)), Deadline(30))
     assert r.verdict is Verdict.SAT and r.counterexample.validated, r.summary()
 
 
@@ -277,7 +279,8 @@ def test_input_split_resumes_from_the_open_boxes(tmp_path, seed):
     """A search stopped after a few rounds hands over its open boxes; resuming from them must
     reach the same answer as the exact optimum says: unsat below it, a validated sat above it
     (a lost box could turn the second into a wrong unsat)."""
-    from verifier.bab.input_split import Outcome, input_split_region
+    from verifier.bab.common import Outcome
+    from verifier.bab.input_split import input_split_region
 
     path, lo, hi, c, best = make_case(tmp_path, seed)
     settings = BaBSettings(batch=2)  # two boxes per round: several rounds even on this small net
@@ -302,7 +305,8 @@ def test_warm_start_of_slopes_and_split_multipliers_resumes_the_best_bound():
     """``optimise_slopes`` started from an earlier run's best slopes and split multipliers evaluates
     their bound first: what ReLU splitting's children inherit from their parent's optimisation."""
     from verifier.bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
-    from verifier.bounds.objective import concretize_lower, optimise_slopes
+    from verifier.bounds.linear import concretize_lower
+    from verifier.bounds.objective import optimise_slopes
 
     g = graph_from_onnx(make_fc(3, sizes=(4, 12, 12, 12, 2)), dtype=F64)
     lo, hi = -torch.ones(1, 4, dtype=F64), torch.ones(1, 4, dtype=F64)
@@ -342,7 +346,7 @@ def test_relu_split_drops_warm_starts_past_their_cap_and_still_proves(tmp_path):
     path, lo, hi, c, best = make_case(tmp_path, 7, sizes=(3, 8, 8, 2))
     p = problem_for(tmp_path, path, lo, hi, c, best - 0.02 * (1 + abs(best)), "deep")
     settings = replace(STRATEGIES["relu"], relu_warm_domains=1, relu_batch=1)
-    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(60))
     assert r.verdict is Verdict.UNSAT, r.summary()
     assert r.method.endswith("relu-split") and r.stats["domains"] >= 3, r.stats
     assert r.stats.get("warm_start_dropped_at", 0) >= 2, r.stats
@@ -356,12 +360,12 @@ def test_relu_split_portfolio_restarts_with_the_next_width(tmp_path):
     p = problem_for(tmp_path, path, lo, hi, c, best - 0.02 * (1 + abs(best)), "deep")
     settings = replace(STRATEGIES["relu"], relu_fsb=None, relu_recompute=True,
                        relu_fsb_portfolio=((4, 0.0), (12, 1.0)))
-    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(60))
     assert r.verdict is Verdict.UNSAT, r.summary()
     assert r.stats["portfolio_runs"] == 2 and not r.stats.get("out_of_time"), r.stats
     # the same with a first share that suffices: one run
     settings = replace(settings, relu_fsb_portfolio=((4, 1.0), (12, 1.0)))
-    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(60))
     assert r.verdict is Verdict.UNSAT and r.stats["portfolio_runs"] == 1, r.stats
 
 
@@ -399,16 +403,15 @@ def test_relu_split_on_a_disjunction_matches_milp_per_disjunct(tmp_path, seed):
         text += "(assert (or " + " ".join(f"(and (<= (+ {terms(c)}) {float(d)!r}))" for c, d in zip(rows, ds)) + "))\n"
         f = tmp_path / f"{name}.vnnlib"
         f.write_text(text)
-        return Problem.load(path, f)
+        return load_problem(path, f)
 
     settings = BaBSettings(input_split_max_dim=0)
     margins = [(0.01 + 0.01 * k) * (1 + abs(b)) for k, b in enumerate(best)]
-    r = run_bab(spec([b - m for b, m in zip(best, margins)], "unreachable"), OPTS, Deadline(60), settings,
-                attack_first=False)
+    r = run_bab(spec([b - m for b, m in zip(best, margins)], "unreachable"), replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(60))
     assert r.verdict is Verdict.UNSAT, (seed, best, r.summary(), r.stats)
     reach = [b - m for b, m in zip(best, margins)]
     reach[1] = best[1] + margins[1]  # the second disjunct holds near its minimiser
-    r = run_bab(spec(reach, "reachable"), OPTS, Deadline(60), settings, attack_first=False)
+    r = run_bab(spec(reach, "reachable"), replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(60))
     assert r.verdict is Verdict.SAT, (seed, best, r.summary())
     y = r.counterexample.y
     assert any(c @ y <= d for c, d in zip(rows, reach))
@@ -420,8 +423,9 @@ def test_fsb_child_bounds_started_at_the_split_layer_equal_full_passes(tmp_path,
     parent's coefficients there) get the bounds of full passes, with split multipliers and slopes; on the
     residual net, where a ReLU inside a block does not cut the graph, those children take full passes."""
     from conftest import make_conv, make_residual
-    from verifier.bab.input_split import _Rows
+
     from verifier.bab.branching import babsr_scores
+    from verifier.bab.common import Rows
     from verifier.bab.relu_split import _fsb_child_bounds
     from verifier.bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
 
@@ -433,9 +437,9 @@ def test_fsb_child_bounds_started_at_the_split_layer_equal_full_passes(tmp_path,
     C = np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]])
     spec_path = tmp_path / "two_rows.vnnlib"
     spec_path.write_text(box_vnnlib(lo, hi, C=C, d=[0.0, 0.0]))
-    spec = Problem.load(save(model, tmp_path / "m.onnx"), spec_path).spec
+    spec = load_problem(save(model, tmp_path / "m.onnx"), spec_path).spec
     (rlo, rhi, idx), = list(spec.regions())
-    rows = _Rows(spec, idx, g.device, F64)
+    rows = Rows(spec, idx, g.device, F64)
     xl, xh = torch.tensor(rlo).reshape(1, -1), torch.tensor(rhi).reshape(1, -1)
     base = intermediate_bounds(g, xl, xh, "crown")
     pnodes = [p for p in pre_activation_nodes(g) if p != g.input_name]

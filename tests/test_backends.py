@@ -13,20 +13,23 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
 from conftest import BENCH, ZOO, make_fc, make_residual, needs_bench, read_expected, save
-from frontends.onnx_loader import load_onnx
-from verifier.bounds import BoundSettings, intermediate_bounds, objective_bounds
-from verifier.options import VerifyOptions
-from verifier.problem import Deadline, Problem
-from verifier.result import Verdict
-from verifier.spec import Disjunct, Spec
 
 import backends
 from backends.base import SolveStatus, get_backend, get_solver, make_solver
 from backends.dual import dual_network_bound
 from backends.encoder import LinearModel, encode_network, safe_lp_bound
 from backends.runner import run_backend
+from frontends.load import load_problem
+from frontends.onnx.loader import load_onnx
+from frontends.onnx.reference import OnnxReference
+from verifier.bounds import intermediate_bounds, objective_bounds
+from verifier.ir.deadline import Deadline
+from verifier.ir.problem import Problem
+from verifier.ir.result import Verdict
+from verifier.ir.spec import Disjunct, Spec
+from verifier.settings import BoundSettings
+from verifier.settings.options import VerifyOptions
 
 SOLVERS = ("highs", "gurobi", "cbc")
 
@@ -100,15 +103,15 @@ def test_encoding_contains_the_network(kind):
 
 
 def load_onnx_model(model):
-    from frontends.onnx_loader import graph_from_onnx
+    from frontends.onnx.loader import graph_from_onnx
 
     return graph_from_onnx(model, dtype=torch.float64)
 
 
 def test_sigmoid_is_rejected_with_the_node_name():
-    from verifier.errors import UnsupportedError
-    from verifier.graph import Graph, Node
-    from verifier.ops import Linear, Sigmoid
+    from verifier.ir.errors import UnsupportedError
+    from verifier.ir.graph import Graph, Node
+    from verifier.ir.ops import Linear, Sigmoid
 
     W = torch.ones(2, 2, dtype=torch.float64)
     g = Graph("x", (2,), [Node("h", Linear(W, None), ("x",), (2,), "gemm0"),
@@ -213,7 +216,7 @@ def test_milp_verdicts_sat_and_unsat(tmp_path, solver):
     m = _exact_min(g64, lo, hi, c)
     for delta, expect in ((-0.05, Verdict.UNSAT), (0.05, Verdict.SAT)):
         spec = Spec(3, 2, (Disjunct(lo, hi, c[None], np.array([m + delta])),))
-        prob = Problem(graph32, spec, str(path))
+        prob = Problem(graph32, spec, str(path), reference=OnnxReference(path))
         # lp_probe off: the counterexample must come from the MILP itself (callback or final point)
         r = run_backend("milp", prob, VerifyOptions(solver=solver, timeout=60), Deadline(60), lp_probe=False)
         assert r.verdict == expect, r.summary()
@@ -226,7 +229,7 @@ def test_milp_verdicts_sat_and_unsat(tmp_path, solver):
     # a disjunction: unsafe if either disjunct is met; one unreachable, one reachable -> sat
     spec = Spec(3, 2, (Disjunct(lo, hi, c[None], np.array([m - 0.05])),
                        Disjunct(lo * 0.5, hi * 0.5, -c[None], np.array([10.0]))))
-    r = run_backend("milp", Problem(graph32, spec, str(path)), VerifyOptions(solver=solver), Deadline(60))
+    r = run_backend("milp", Problem(graph32, spec, str(path), reference=OnnxReference(path)), VerifyOptions(solver=solver), Deadline(60))
     assert r.verdict == Verdict.SAT and r.counterexample.disjunct == 1
 
 
@@ -238,7 +241,7 @@ def test_lp_and_dual_never_claim_unvalidated_sat(tmp_path):
     m = _exact_min(graph32.to(dtype=torch.float64), lo, hi, c)
     for delta in (-0.02, 0.3):
         spec = Spec(3, 2, (Disjunct(lo, hi, c[None], np.array([m + delta])),))
-        prob = Problem(graph32, spec, str(path))
+        prob = Problem(graph32, spec, str(path), reference=OnnxReference(path))
         for name in ("lp", "dual"):
             r = run_backend(name, prob, VerifyOptions(), Deadline(30))
             if delta < 0:
@@ -251,7 +254,7 @@ def test_lp_and_dual_never_claim_unvalidated_sat(tmp_path):
 
 
 def test_methods_are_registered():
-    from verifier.methods import available_methods, get_method
+    from verifier.methods.registry import available_methods, get_method
 
     names = available_methods()
     for n in ("milp", "lp", "dual"):
@@ -324,18 +327,18 @@ def test_solver_time_limit_is_honoured():
 def test_milp_answers_the_test_benchmark():
     folder = BENCH / "test"
     expected = read_expected(folder)
-    from verifier.methods import get_method
+    from verifier.methods.registry import get_method
 
     milp = get_method("milp")
     for (onnx_rel, vnn_rel), exp in sorted(expected.items()):
-        prob = Problem.load(folder / onnx_rel, folder / vnn_rel)
+        prob = load_problem(folder / onnx_rel, folder / vnn_rel)
         r = milp(prob, VerifyOptions(method="milp", timeout=60), Deadline(60))
         assert str(r.verdict) == exp, f"{onnx_rel} {vnn_rel}: {r.summary()}"
 
 
 def _first_disjunct(bench: str, onnx_rel: str, vnn_rel: str):
     """The float64 graph of a benchmark instance and its spec's first disjunct."""
-    prob = Problem.load(BENCH / bench / onnx_rel, BENCH / bench / vnn_rel)
+    prob = load_problem(BENCH / bench / onnx_rel, BENCH / bench / vnn_rel)
     return prob.graph.to(dtype=torch.float64), prob.spec.disjuncts[0]
 
 
@@ -372,7 +375,7 @@ def test_cross_check_acasxu_sub_box():
 def test_milp_acasxu_instance_with_each_solver():
     """ACAS Xu 2_7 / property 4 (expected unsat) through ``--method milp`` with HiGHS, Gurobi and CBC."""
     folder = BENCH / "acasxu"
-    prob = Problem.load(folder / "onnx/ACASXU_run2a_2_7_batch_2000.onnx", folder / "vnnlib/prop_4.vnnlib")
+    prob = load_problem(folder / "onnx/ACASXU_run2a_2_7_batch_2000.onnx", folder / "vnnlib/prop_4.vnnlib")
     for s in SOLVERS:
         r = run_backend("milp", prob, VerifyOptions(solver=s, timeout=116), Deadline(116))
         assert r.verdict == Verdict.UNSAT, (s, r.summary())
@@ -387,7 +390,7 @@ def test_milp_acasxu_instance_with_each_solver():
 def test_milp_timeout_verdict():
     """A MILP too hard for the deadline ends in TIMEOUT (not a guess), close to the deadline."""
     folder = BENCH / "acasxu"
-    prob = Problem.load(folder / "onnx/ACASXU_run2a_1_1_batch_2000.onnx", folder / "vnnlib/prop_2.vnnlib")
+    prob = load_problem(folder / "onnx/ACASXU_run2a_1_1_batch_2000.onnx", folder / "vnnlib/prop_2.vnnlib")
     t = time.perf_counter()
     r = run_backend("milp", prob, VerifyOptions(timeout=2.0), Deadline(2.0), tighten=None, split_threshold=0)
     assert r.verdict == Verdict.TIMEOUT, r.summary()

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from verifier import bench, scoring
-from verifier.resultfile import parse_result_text
+from frontends.result_file import parse_result_text
+from verifier.bench import runner as bench
+from verifier.bench import scoring
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -98,7 +99,7 @@ def _unsupported_op_model(path: Path) -> str:
     import onnx
     from onnx import TensorProto, helper
 
-    from frontends.onnx_loader import SUPPORTED
+    from frontends.onnx.loader import SUPPORTED
 
     op = next(o for o in ("Cos", "Sin", "Acosh", "Hardmax") if o not in SUPPORTED)
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])

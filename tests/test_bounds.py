@@ -14,18 +14,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import linprog
-
 from conftest import BENCH, ZOO, Builder, make_fc, needs_bench
-from frontends.onnx_loader import graph_from_onnx, load_onnx
-from frontends.vnnlib import load_vnnlib
-from verifier.bounds import BoundSettings, ObjectiveBounds, intermediate_bounds, objective_bounds
+from scipy.optimize import linprog
+from test_onnx_loader import OP_CASES, single_op_model
+
+from frontends.onnx.loader import graph_from_onnx, load_onnx
+from frontends.vnnlib.v1 import load_vnnlib
+from verifier.bounds import ObjectiveBounds, intermediate_bounds, objective_bounds
 from verifier.bounds.crown import pre_activation_nodes
 from verifier.bounds.forward import forward_bounds
-from verifier.core_methods import stacked_rows
-from test_onnx_loader import OP_CASES, single_op_model
-from verifier.errors import UnsupportedError
-from verifier.ops import Linear, MaxPool, Op, ReLU
+from verifier.bounds.spec_bounds import stacked_rows
+from verifier.ir.errors import UnsupportedError
+from verifier.ir.ops import Linear, MaxPool, Op, ReLU
+from verifier.settings import BoundSettings
 
 METHODS = ("ibp", "crown", "alpha-crown")
 F64 = torch.float64
@@ -510,8 +511,8 @@ def test_conv_backward_matches_vector_jacobian_product():
     dilations, groups and asymmetric padding (the output padding and the crop are computed by hand)."""
     import itertools
 
-    from verifier.ops.affine import Conv
-    from verifier.ops.base import vjp_linear
+    from verifier.ir.ops.affine import Conv
+    from verifier.ir.ops.base import vjp_linear
 
     gen = torch.Generator().manual_seed(0)
     checked = 0

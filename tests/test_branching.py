@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import box_vnnlib, make_fc, save
-from frontends.onnx_loader import graph_from_onnx
+
+from frontends.load import load_problem
+from frontends.onnx.loader import graph_from_onnx
 from verifier.bab.branching import babsr_scores, child_gains, gradient_scores
-from verifier.bab.input_split import _Rows
+from verifier.bab.common import Rows
 from verifier.bab.relu_split import _fsb_child_bounds
 from verifier.bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
-from verifier.problem import Problem
 
 F64 = torch.float64
 
@@ -30,9 +30,9 @@ def _setup(tmp_path, sizes, seed):
     C[0, 0], C[0, 1], C[1, 0], C[1, -1] = 1.0, -1.0, -1.0, 0.5
     spec_path = tmp_path / "rows.vnnlib"
     spec_path.write_text(box_vnnlib(-np.ones(n), np.ones(n), C=C, d=[0.1, -0.2]))
-    spec = Problem.load(save(model, tmp_path / "m.onnx"), spec_path).spec
+    spec = load_problem(save(model, tmp_path / "m.onnx"), spec_path).spec
     (_, _, idx), = list(spec.regions())
-    return g, _Rows(spec, idx, g.device, F64)
+    return g, Rows(spec, idx, g.device, F64)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -14,12 +14,12 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import BENCH, ROOT, make_fc, make_unsupported, needs_bench, read_expected, read_instances, save
-from frontends.vnnlib import load_vnnlib
-from verifier.cli import main
-from verifier.resultfile import check_counterexample, parse_result_text
-from verifier.validate import OnnxReference
+
+from frontends.onnx.reference import OnnxReference
+from frontends.result_file import check_counterexample, parse_result_text
+from frontends.vnnlib.v1 import load_vnnlib
+from verifier.cli.main import main
 
 CORE_METHODS = ("attack", "ibp", "crown", "alpha-crown")
 

@@ -6,20 +6,22 @@ the shipped examples; every ``sat`` carries a counterexample validated by onnxru
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import ZOO
 from test_bab import OPTS, check_matches_exact_optimum, conv_milp_case, problem_for
 from test_bounds import bound_methods, boxes, objective_values, sample_inputs, zoo_problem
-from verifier.bab.search import run_bab
-from verifier.bab.settings import BaBSettings
-from verifier.bounds import BoundSettings, intermediate_bounds, objective_bounds
-from verifier.problem import Deadline
-from verifier.result import Verdict
+
+from verifier.bounds import intermediate_bounds, objective_bounds
+from verifier.ir.deadline import Deadline
+from verifier.ir.result import Verdict
+from verifier.methods.bab import run_bab
+from verifier.settings import BoundSettings
+from verifier.settings.bab import BaBSettings
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -68,11 +70,11 @@ def test_relu_split_on_cuda_conv_net_matches_milp_optimum(tmp_path, recompute):
     margin = 0.003 * (1 + abs(best))
     settings = BaBSettings(input_split_max_dim=0, relu_recompute=recompute)
     p = problem_for(tmp_path, path, lo, hi, c, best - margin, "conv_unreachable", device="cuda")
-    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(60))
     assert r.verdict is Verdict.UNSAT, (best, r.summary(), r.stats)
     assert r.stats.get("domains", 0) >= 2, r.stats
     p = problem_for(tmp_path, path, lo, hi, c, best + margin, "conv_reachable", device="cuda")
-    r = run_bab(p, OPTS, Deadline(60), settings, attack_first=False)
+    r = run_bab(p, replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(60))
     assert r.verdict is Verdict.SAT, (best, r.summary())
     assert r.counterexample.validated and c @ r.counterexample.y <= best + margin
 

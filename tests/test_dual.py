@@ -4,19 +4,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import BENCH, ZOO, make_fc, make_residual, needs_bench, read_expected
-from frontends.onnx_loader import graph_from_onnx
-from verifier.bounds import intermediate_bounds
-from verifier.bounds.crown import backward_lower, pre_activation_nodes
-from verifier.options import VerifyOptions
-from verifier.problem import Deadline, Problem
-from verifier.result import Verdict
 
 from backends.base import get_solver
 from backends.dual import dual_network_bound, relu_slopes, wk_intermediate_bounds
 from backends.encoder import encode_network
 from backends.runner import run_backend
+from frontends.load import load_problem
+from frontends.onnx.loader import graph_from_onnx
+from verifier.bounds import intermediate_bounds
+from verifier.bounds.crown import backward_lower, pre_activation_nodes
+from verifier.ir.deadline import Deadline
+from verifier.ir.result import Verdict
+from verifier.settings.options import VerifyOptions
 
 
 def _graph(model):
@@ -108,7 +108,7 @@ def test_wk_intermediate_bounds_are_valid():
 
 def test_dual_backend_with_own_bounds_and_certificate():
     from backends.base import compute_core_bounds, get_backend
-    from verifier.spec import Disjunct, Spec
+    from verifier.ir.spec import Disjunct, Spec
 
     graph = _graph(make_fc(4, sizes=(3, 8, 8, 2)))
     lo, hi = np.full(3, -0.3), np.full(3, 0.3)
@@ -126,7 +126,7 @@ def test_dual_backend_with_own_bounds_and_certificate():
 def test_dual_method_on_test_benchmark():
     folder = BENCH / "test"
     for (onnx_rel, vnn_rel), exp in sorted(read_expected(folder).items()):
-        prob = Problem.load(folder / onnx_rel, folder / vnn_rel)
+        prob = load_problem(folder / onnx_rel, folder / vnn_rel)
         r = run_backend("dual", prob, VerifyOptions(timeout=30), Deadline(30))
         assert r.verdict != Verdict.SAT  # never sat without a validated point
         if exp == "sat":

@@ -9,15 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from frontends.onnx_loader import load_onnx
-from frontends.vnnlib import parse_vnnlib
-from verifier import cli_lipschitz
-from verifier import lipschitz as L
-from verifier.clever import clever_estimate
-from verifier.lipsdp import lipsdp
-from verifier.lipschitz_fastpath import box_center_radius, lipschitz_fast_path, robustness_target
-from verifier.ops import Conv
-from verifier.smoothing_train import export_onnx, make_cnn, make_mlp
+from frontends.load import load_problem
+from frontends.onnx.loader import load_onnx
+from frontends.vnnlib.v1 import parse_vnnlib
+from verifier.certificates.lipschitz import analysis as L
+from verifier.certificates.lipschitz.clever import clever_estimate
+from verifier.certificates.lipschitz.fastpath import box_center_radius, lipschitz_fast_path, robustness_target
+from verifier.certificates.lipschitz.global_bound import global_lipschitz
+from verifier.certificates.lipschitz.lipsdp import lipsdp
+from verifier.certificates.smoothing.train import export_onnx, make_cnn, make_mlp
+from verifier.cli import lipschitz as cli_lipschitz
+from verifier.ir.ops import Conv
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -175,7 +177,7 @@ def test_local_bound_is_valid_on_its_box(nets):
 def test_lipsdp_tighter_than_product_and_sound(nets):
     g, _ = nets["tiny"]
     prod = L.product_bound(g)
-    sdp = L.global_lipschitz(g, "lipsdp", time_limit=60)
+    sdp = global_lipschitz(g, "lipsdp", time_limit=60)
     assert sdp.method == "lipsdp", sdp.message
     assert sdp.L < prod.L / 1.2  # clearly tighter on a random MLP
     rng = np.random.default_rng(5)
@@ -198,7 +200,7 @@ def test_lipsdp_is_not_below_the_true_constant(tmp_path):
 
 def test_lipsdp_falls_back_when_out_of_time(nets):
     g, _ = nets["mlp"]
-    res = L.global_lipschitz(g, "lipsdp", time_limit=1e-4)
+    res = global_lipschitz(g, "lipsdp", time_limit=1e-4)
     assert res.method == "product" and "LipSDP" in res.message
     assert res.L == pytest.approx(L.product_bound(g).L)
 
@@ -214,10 +216,10 @@ def test_robustness_target_detection():
 
 
 def test_fast_path_unsat_when_covered_and_silent_when_not(nets, tmp_path):
-    from verifier.methods import get_method
-    from verifier.problem import Deadline, Problem
-    from verifier.options import VerifyOptions
-    from verifier.result import Verdict
+    from verifier.ir.deadline import Deadline
+    from verifier.ir.result import Verdict
+    from verifier.methods.registry import get_method
+    from verifier.settings.options import VerifyOptions
 
     g, path = nets["mlp"]
     rng = np.random.default_rng(6)
@@ -232,7 +234,7 @@ def test_fast_path_unsat_when_covered_and_silent_when_not(nets, tmp_path):
     # the same through the method registry and a Problem loaded from files
     vnn = tmp_path / "rob.vnnlib"
     vnn.write_text(spec_text(g.n_inputs, g.n_outputs, x - eps_ok, x + eps_ok, t))
-    prob = Problem.load(path, vnn)
+    prob = load_problem(path, vnn)
     out = get_method("lipschitz")(prob, VerifyOptions(), Deadline(30))
     assert out.verdict is Verdict.UNSAT
     # a box with a real counterexample must never be answered unsat
@@ -242,7 +244,7 @@ def test_fast_path_unsat_when_covered_and_silent_when_not(nets, tmp_path):
     assert np.any(np.argmax(L.logits64(g, pts), 1) != t)  # a counterexample exists
     assert lipschitz_fast_path(g, spec_big) is None
     vnn.write_text(spec_text(g.n_inputs, g.n_outputs, x - big, x + big, t))
-    out = get_method("lipschitz")(Problem.load(path, vnn), VerifyOptions(), Deadline(30))
+    out = get_method("lipschitz")(load_problem(path, vnn), VerifyOptions(), Deadline(30))
     assert out.verdict is Verdict.UNKNOWN
     # a wrong target (the prediction is another class) is never unsat either
     wrong = (t + 1) % g.n_outputs

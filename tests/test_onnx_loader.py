@@ -13,13 +13,24 @@ import gzip
 import numpy as np
 import pytest
 import torch
+from conftest import (
+    BENCH,
+    ZOO,
+    Builder,
+    bench_networks,
+    make_fc,
+    make_unsupported,
+    needs_bench,
+    ort_run_batch,
+    ort_session,
+    rel_err,
+    save,
+)
 from onnx import TensorProto, helper
 
-from conftest import (BENCH, ZOO, Builder, bench_networks, make_fc, make_unsupported, needs_bench, ort_run_batch,
-                      ort_session, rel_err, save)
-from frontends.onnx_loader import graph_from_onnx, load_onnx
-from frontends.vnnlib import load_vnnlib
-from verifier.errors import ModelError
+from frontends.onnx.loader import graph_from_onnx, load_onnx
+from frontends.vnnlib.v1 import load_vnnlib
+from verifier.ir.errors import ModelError
 
 TOL = 1e-5  # max |graph - onnxruntime| / max(1, max |onnxruntime|)
 

@@ -12,13 +12,13 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_fc
-from frontends.onnx_loader import graph_from_onnx
+
+from frontends.onnx.loader import graph_from_onnx
+from verifier.bab.refine import RefineStats, refine_intermediate
 from verifier.bounds import intermediate_bounds
 from verifier.bounds.crown import after_nonlinear, pre_activation_nodes
-from verifier.bab.refine import RefineStats, refine_intermediate
-from verifier.problem import Deadline
+from verifier.ir.deadline import Deadline
 
 pytest.importorskip("gurobipy", reason="the MILP refinement uses Gurobi (gurobipy, from the test extras)")
 

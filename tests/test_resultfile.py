@@ -10,13 +10,14 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from conftest import BENCH, make_fc, needs_bench, save
-from frontends.vnnlib import load_vnnlib, parse_vnnlib
 from test_cli import verify_cmd
-from verifier.result import Counterexample, Result, Verdict
-from verifier.resultfile import check_counterexample, format_result, parse_result_text, write_result_file
-from verifier.validate import OnnxReference, clip_to_box_f32, validate_candidate
+
+from frontends.onnx.reference import OnnxReference
+from frontends.result_file import check_counterexample, format_result, parse_result_text, write_result_file
+from frontends.vnnlib.v1 import load_vnnlib, parse_vnnlib
+from verifier.attack.validate import clip_to_box_f32, validate_candidate
+from verifier.ir.result import Counterexample, Result, Verdict
 
 
 def sat_result(x, y) -> Result:

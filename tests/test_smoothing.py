@@ -9,13 +9,32 @@ import pytest
 import torch
 from scipy.stats import beta, norm
 
-from frontends.onnx_loader import load_onnx
-from verifier import cli_smooth
-from verifier.smoothing import (ABSTAIN, CertifyRecord, DataError, certified_accuracy, certify, certify_dataset,
-                                clopper_pearson_lower, format_accuracy_table, load_labelled_npz, parse_certify_log,
-                                plot_certified_accuracy, predict)
-from verifier.smoothing_train import (DIGITS_SHAPE, accuracy, export_onnx, load_digits_split, make_cnn, make_mlp,
-                                      torch_threads, train_noisy)
+from frontends.onnx.loader import load_onnx
+from verifier.certificates.smoothing.certify import (
+    ABSTAIN,
+    CertifyRecord,
+    DataError,
+    certified_accuracy,
+    certify,
+    certify_dataset,
+    clopper_pearson_lower,
+    format_accuracy_table,
+    load_labelled_npz,
+    parse_certify_log,
+    plot_certified_accuracy,
+    predict,
+)
+from verifier.certificates.smoothing.train import (
+    DIGITS_SHAPE,
+    accuracy,
+    export_onnx,
+    load_digits_split,
+    make_cnn,
+    make_mlp,
+    torch_threads,
+    train_noisy,
+)
+from verifier.cli import smooth as cli_smooth
 
 
 # --------------------------------------------------------------------------- helpers

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from frontends.vnnlib import load_vnnlib
-from verifier.resultfile import check_counterexample, parse_result_text
-from verifier.validate import OnnxReference
+from frontends.onnx.reference import OnnxReference
+from frontends.result_file import check_counterexample, parse_result_text
+from frontends.vnnlib.v1 import load_vnnlib
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "benchmarks" / "vnncomp"

@@ -1,4 +1,4 @@
-"""VNN-LIB 2.0: the reader (frontends/vnnlib2.py) and the standard's solver command line (verifier/vnnlib2_cli.py)."""
+"""VNN-LIB 2.0: the reader (frontends/vnnlib/v2.py) and the standard's solver command line (verifier/cli/vnnlib_solver.py)."""
 from __future__ import annotations
 
 import gzip
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frontends.vnnlib import load_vnnlib
-from frontends.vnnlib2 import detect_version, load_query, load_spec, parse_query, parse_vnnlib2
-from verifier import vnnlib2_cli
-from verifier.errors import SpecError
+from frontends.vnnlib.v1 import load_vnnlib
+from frontends.vnnlib.v2 import detect_version, load_query, load_spec, parse_query, parse_vnnlib2
+from verifier.cli import vnnlib_solver as vnnlib2_cli
+from verifier.ir.errors import SpecError
 
 ROOT = Path(__file__).resolve().parents[1]
 V2 = ROOT / "vnnlib_specs" / "v2"
@@ -150,10 +150,10 @@ def test_v2_query_gives_the_v1_verdict(capsys, v2, v1, model, method, timeout):
 @needs_bench
 def test_solver_command_line_prints_verdict_then_assignment():
     """A real process, as a VNN-LIB 2.0 test suite runs it: verdict on stdout's first line, logs on stderr."""
-    from frontends.vnnlib import load_vnnlib
-    from verifier.validate import OnnxReference
+    from frontends.onnx.reference import OnnxReference
+    from frontends.vnnlib.v1 import load_vnnlib
 
-    res = subprocess.run([sys.executable, "-m", "verifier.vnnlib2_cli", "verify", str(V2 / "test_prop.vnnlib"),
+    res = subprocess.run([sys.executable, "-m", "verifier.cli.vnnlib_solver", "verify", str(V2 / "test_prop.vnnlib"),
                           "--network", f"acas={TEST / 'test_sat.onnx'}", "--method", "crown", "--timeout", "30"],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert res.returncode == 0, res.stderr

@@ -1,8 +1,8 @@
-"""Complete verification: branch and bound over the bound-propagation core, with attacks.
+"""Branch and bound over the bound-propagation core: the search layer.
 
-Registers the methods ``bab`` and ``auto``.
+``search`` (each region of the spec in turn, input or ReLU splitting), ``input_split``, ``relu_split``,
+``branching`` (which neuron to split), ``domain_store`` (the open ReLU-split domains), ``exact_domains``
+(domains decided by an LP or a small MILP), ``refine`` (MILP-refined intermediate bounds).
+The methods that use it (``bab``, ``auto``) are in ``verifier.methods.bab``; its settings are
+``verifier.settings.BaBSettings``.
 """
-from .search import auto_method, bab_method  # noqa: F401  (registers the methods)
-from .settings import BaBSettings
-
-__all__ = ["BaBSettings"]

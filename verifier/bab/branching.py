@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from ..bounds.crown import backward_lower
+from verifier.bounds.crown import backward_lower
 
 
 def row_weights(lb, rows, grp_ok):

@@ -2,14 +2,19 @@
 ReLUs, and an LP for a domain on which every ReLU is stable (the network is affine there)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy.optimize import linprog
 
-from ..bounds.crown import backward_lower
-from ..problem import Deadline
-from .input_split import Outcome, _Rows
+from backends.base import SolveStatus, StopRule, make_solver
+from backends.encoder import encode_network
+from verifier.attack.validate import validate_candidate
+from verifier.bab.common import Outcome, Rows
+from verifier.bounds.crown import backward_lower
+from verifier.ir.deadline import Deadline
 
 
-def solve_domain_milp(problem, rows: _Rows, x_lo, x_hi, pre, grp_ok, deadline: Deadline):
+def solve_domain_milp(problem, rows: Rows, x_lo, x_hi, pre, grp_ok, deadline: Deadline):
     """Decide a domain with few unstable ReLUs by one big-M MILP per open disjunct (HiGHS).
 
     ``pre`` holds the domain's bounds with its splits applied (a split neuron is stable in them),
@@ -18,10 +23,7 @@ def solve_domain_milp(problem, rows: _Rows, x_lo, x_hi, pre, grp_ok, deadline: D
     point that does not validate: the search then splits the domain as usual). Like the MILP
     backend, its unsat relies on the solver's feasibility tolerances.
     """
-    from backends.base import SolveStatus, StopRule, make_solver
-    from backends.encoder import encode_network
 
-    from ..validate import validate_candidate
 
     g64 = problem.graph64()
     pre64 = {p: (v[0].double(), v[1].double()) for p, v in pre.items()}
@@ -50,7 +52,7 @@ def solve_domain_milp(problem, rows: _Rows, x_lo, x_hi, pre, grp_ok, deadline: D
     return Outcome.PROVEN, None
 
 
-def solve_linear_domain(problem, rows: _Rows, x_lo, x_hi, pre, sgn, grp_ok):
+def solve_linear_domain(problem, rows: Rows, x_lo, x_hi, pre, sgn, grp_ok):
     """Decide a domain on which every ReLU is stable: the network is affine there.
 
     The objective rows and every split neuron's pre-activation are exact affine functions of
@@ -59,10 +61,7 @@ def solve_linear_domain(problem, rows: _Rows, x_lo, x_hi, pre, sgn, grp_ok):
     in float64 with HiGHS, proves it (optimum above the tolerance, or infeasible) or gives a
     minimiser that is validated as a counterexample. Relies on the LP solver's tolerances.
     """
-    import numpy as np
-    from scipy.optimize import linprog
 
-    from ..validate import validate_candidate
 
     cpu = torch.device("cpu")  # small exact passes, then numpy: on the CPU whatever the search's device
     g64 = problem.graph64().to(device=cpu)

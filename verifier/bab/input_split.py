@@ -24,20 +24,18 @@ import time
 
 import torch
 
-from ..attack import pgd_attack
-from ..bounds.crown import backward_lower, intermediate_bounds
-from ..bounds.objective import concretize_lower, optimise_slopes
-from ..core_methods import stacked_rows
-from ..options import AttackSettings
-from ..problem import Deadline, Problem
-from ..result import Counterexample
-from .settings import BaBSettings
+from verifier.attack import pgd_attack
+from verifier.bab.common import Outcome, Rows, falsify
+from verifier.bounds.crown import backward_lower, intermediate_bounds
+from verifier.bounds.linear import concretize_lower
+from verifier.bounds.objective import optimise_slopes
+from verifier.ir.deadline import Deadline
+from verifier.ir.problem import Problem
+from verifier.ir.result import Counterexample
+from verifier.settings.bab import BaBSettings
+from verifier.settings.options import AttackSettings
 
 log = logging.getLogger("verifier.bab")
-
-
-class Outcome:
-    PROVEN, FALSIFIED, OPEN = "proven", "falsified", "open"
 
 
 def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, parent=None, alpha_ax: bool = True,
@@ -73,33 +71,7 @@ def bound_boxes(graph, C, d, lo, hi, chunk: int = 4096, alpha_iters: int = 0, pa
     return lb, tol, Ax, {k: v for k, v in pre.items() if k in keep}
 
 
-class _Rows:
-    """Row/disjunct bookkeeping of one region."""
-
-    def __init__(self, spec, idx, dev, dt):
-        C, d, groups = stacked_rows(spec, idx)
-        self.C, self.d, self.groups = C.to(dev, dt), d.to(dev, dt), groups
-        K, G = self.C.shape[0], len(groups)
-        self.member = torch.zeros(K, G, dtype=torch.bool, device=dev)
-        for g, rows in enumerate(groups):
-            self.member[rows, g] = True
-        m = max(len(r) for r in groups)
-        self.gidx = torch.tensor([r + [r[0]] * (m - len(r)) for r in groups], device=dev)  # (G, m)
-        self.idx = idx
-
-    def group_ok(self, lb, tol, done):
-        return done | ((lb > tol).unsqueeze(-1) & self.member).any(1)  # (B, G)
-
-    def rows_open(self, grp_done):
-        """(B, K): the rows whose group is not done (``grp_done`` (B, G))."""
-        return ~(grp_done.unsqueeze(1) & self.member.unsqueeze(0)).any(-1)
-
-    def group_best(self, lb):
-        """(B, G): the best (highest) row lower bound of each group."""
-        return lb.unsqueeze(-1).masked_fill(~self.member, -float("inf")).max(1).values
-
-
-def _recheck_float64(problem, rows: _Rows, lo, hi, lb, pre, done, grp_ok, settings: BaBSettings, stats: dict):
+def _recheck_float64(problem, rows: Rows, lo, hi, lb, pre, done, grp_ok, settings: BaBSettings, stats: dict):
     """Bound again in float64 the boxes that only float32's rounding allowance keeps open.
 
     A box whose every open group has a positive best row bound, not above the allowance
@@ -122,30 +94,6 @@ def _recheck_float64(problem, rows: _Rows, lo, hi, lb, pre, done, grp_ok, settin
     return ok
 
 
-def _falsify(problem, rows: _Rows, lo, hi, Ax, grp_ok):
-    """Evaluate the centre and the bound-minimising vertices; return a validated counterexample or None."""
-    from ..validate import validate_candidate
-
-    graph = problem.graph
-    B, n = lo.shape
-    K = rows.C.shape[0]
-    vert = torch.where(Ax > 0, lo.unsqueeze(1), hi.unsqueeze(1))  # (B, K, n)
-    pts = torch.cat([((lo + hi) / 2).unsqueeze(1), vert], 1).reshape(-1, n)
-    y = graph.forward(pts).reshape(B, K + 1, -1)
-    vals = torch.einsum("ko,bpo->bpk", rows.C, y) - rows.d  # (B, P, K)
-    gl = vals[:, :, rows.gidx].max(-1).values  # (B, P, G)
-    gl = gl.masked_fill(grp_ok.unsqueeze(1), float("inf"))
-    hit = gl <= 0
-    if not bool(hit.any()):
-        return None
-    for b, p, g in torch.nonzero(hit)[:16].tolist():
-        x = pts.reshape(B, K + 1, n)[b, p].double().cpu().numpy()
-        cex = validate_candidate(problem.reference, problem.spec, x, disjuncts=[rows.idx[g]])
-        if cex is not None:
-            return cex
-    return None
-
-
 def _halves(lo, hi, dim):
     ar = torch.arange(lo.shape[0], device=lo.device)
     mid = (lo[ar, dim] + hi[ar, dim]) / 2
@@ -166,7 +114,7 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
     """
     graph = problem.graph
     dev, dt = graph.device, graph.dtype
-    rows = _Rows(problem.spec, idx, dev, dt)
+    rows = Rows(problem.spec, idx, dev, dt)
     G = len(rows.groups)
     n = graph.n_inputs
     best_mode = settings.input_branching == "best"
@@ -218,7 +166,7 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
                 continue
             lo, hi, Ax, lb, grp_ok = lo[open_], hi[open_], Ax[open_], lb[open_], grp_ok[open_]
             pre = {k: (v[0][open_], v[1][open_]) for k, v in pre.items()}
-            cex = _falsify(problem, rows, lo, hi, Ax, grp_ok)
+            cex = falsify(problem, rows, lo, hi, Ax, grp_ok)
             if cex is not None:
                 return Outcome.FALSIFIED, cex
             width = hi - lo
@@ -242,7 +190,7 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
             # a PGD round over the whole region now and then (new seed each time): falsifies
             # properties whose violations are too small to hit at box centres and vertices
             cex = pgd_attack(graph, problem.spec, AttackSettings(seed=1000 + it),
-                             Deadline(min(2.0, max(0.0, deadline.left()))), problem.reference, rounds=3,
+                             deadline.sub(2.0), problem.reference, rounds=3,
                              box=(lo_np, hi_np))
             if cex is not None:
                 return Outcome.FALSIFIED, cex
@@ -262,7 +210,7 @@ def input_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSetting
     return Outcome.PROVEN, None
 
 
-def _branch_dim(settings: BaBSettings, rows: _Rows, lb, Ax, width, root_width, grp_ok):
+def _branch_dim(settings: BaBSettings, rows: Rows, lb, Ax, width, root_width, grp_ok):
     """The dimension to split each box along (``settings.input_branching``), (B,).
 
     The smear scores estimate how much a split improves the linear bound; a dimension the bound
@@ -287,7 +235,7 @@ def _branch_dim(settings: BaBSettings, rows: _Rows, lb, Ax, width, root_width, g
     return dim
 
 
-def _smear_dim(rows: _Rows, lb, Ax, width, grp_ok):
+def _smear_dim(rows: Rows, lb, Ax, width, grp_ok):
     dev = lb.device
     best_row = torch.stack([torch.tensor(r, device=dev)[lb[:, r].argmax(1)] for r in rows.groups], 1)  # (B, G)
     coef = torch.gather(Ax, 1, best_row.unsqueeze(-1).expand(-1, -1, Ax.shape[2])).abs()  # (B, G, n)
@@ -297,7 +245,7 @@ def _smear_dim(rows: _Rows, lb, Ax, width, grp_ok):
     return score.argmax(1)
 
 
-def _best_split(problem, rows: _Rows, lo, hi, done, stats):
+def _best_split(problem, rows: Rows, lo, hi, done, stats):
     """For each box, bound both halves along every dimension; return the children of the best split.
 
     Returns (lo, hi, done) of the chosen children (still to be bounded by the caller), or

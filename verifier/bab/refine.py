@@ -34,12 +34,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..bounds.crown import after_nonlinear, intermediate_bounds, pre_activation_nodes
-from ..graph import Graph
-from ..bounds.objective import BoundSettings, objective_bounds
-from ..problem import Deadline, Problem
-from .input_split import _Rows
-from .settings import BaBSettings
+from backends.base import SolverUnavailable
+from backends.encoder import encode_network
+from backends.gurobi import LICENSE_CODES, GurobiAdapter
+from backends.tighten import count_unstable, node_bounds
+from verifier.bab.common import Rows
+from verifier.bounds.crown import after_nonlinear, intermediate_bounds, pre_activation_nodes
+from verifier.bounds.objective import objective_bounds
+from verifier.ir.deadline import Deadline
+from verifier.ir.graph import Graph
+from verifier.ir.problem import Problem
+from verifier.settings import BoundSettings
+from verifier.settings.bab import BaBSettings
 
 log = logging.getLogger("verifier.bab")
 
@@ -68,8 +74,6 @@ class _Models:
     """``threads`` Gurobi copies of one encoding; ``solve(items)`` bounds (neuron, sense) items on them."""
 
     def __init__(self, enc, threads: int):
-        from backends.base import SolverUnavailable
-        from backends.gurobi import GurobiAdapter
         adapter = GurobiAdapter(threads=1)
         base = enc.with_linear_objective(np.zeros(enc.n_vars))
         self.models = []
@@ -126,8 +130,6 @@ class _Models:
         for t in threads:
             t.join()
         if errors:
-            from backends.base import SolverUnavailable
-            from backends.gurobi import LICENSE_CODES
             e = errors[0]
             if getattr(e, "errno", None) in LICENSE_CODES:  # the licence does not cover the model
                 raise SolverUnavailable(f"Gurobi error {e.errno}: {e}") from None
@@ -141,9 +143,6 @@ def refine_intermediate(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndar
 
     ``enough(pre) -> bool``, when given, is asked after each node (with the later nodes re-derived): true
     ends the refinement there (e.g. the objective is proven on those bounds)."""
-    from backends.base import SolverUnavailable
-    from backends.encoder import encode_network
-    from backends.tighten import count_unstable, node_bounds
     stats = stats if stats is not None else RefineStats()
     t0 = time.monotonic()
     names = [n for n in pre_activation_nodes(graph) if n != graph.input_name]
@@ -224,7 +223,7 @@ def refine_intermediate(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndar
 def refine_root(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline: Deadline, stats: dict):
     """The root's intermediate bounds refined by MILP (``refine.refine_intermediate``) within ``deadline``."""
     graph = problem.graph
-    rows = _Rows(problem.spec, idx, graph.device, graph.dtype)
+    rows = Rows(problem.spec, idx, graph.device, graph.dtype)
     x_lo = torch.tensor(lo_np, dtype=graph.dtype, device=graph.device).reshape(1, -1)
     x_hi = torch.tensor(hi_np, dtype=graph.dtype, device=graph.device).reshape(1, -1)
     ob = objective_bounds(graph, rows.C, rows.d, x_lo, x_hi, BoundSettings("alpha-crown"), groups=rows.groups,

@@ -42,18 +42,21 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..attack import pgd_attack
-from ..bounds.crown import ancestors, backward_lower, intermediate_bounds, pre_activation_nodes
-from ..bounds.objective import BoundSettings, concretize_lower, objective_bounds, optimise_slopes, start_alphas
-from ..options import AttackSettings
-from ..problem import Deadline, Problem
-from ..result import Counterexample
-from .input_split import Outcome, _Rows, _falsify
-from .branching import babsr_scores, gradient_scores
-from .domain_store import DomainStore
-from .exact_domains import solve_domain_milp, solve_linear_domain
-from .refine import refine_root
-from .settings import BaBSettings
+from verifier.attack import pgd_attack
+from verifier.bab.branching import babsr_scores, gradient_scores
+from verifier.bab.common import Outcome, Rows, falsify
+from verifier.bab.domain_store import DomainStore
+from verifier.bab.exact_domains import solve_domain_milp, solve_linear_domain
+from verifier.bab.refine import refine_root
+from verifier.bounds.crown import ancestors, backward_lower, intermediate_bounds, pre_activation_nodes
+from verifier.bounds.linear import concretize_lower, start_alphas
+from verifier.bounds.objective import objective_bounds, optimise_slopes
+from verifier.ir.deadline import Deadline
+from verifier.ir.problem import Problem
+from verifier.ir.result import Counterexample
+from verifier.settings import BoundSettings
+from verifier.settings.bab import BaBSettings
+from verifier.settings.options import AttackSettings
 
 log = logging.getLogger("verifier.bab")
 
@@ -62,7 +65,7 @@ FSB_CHUNK = 4096  # (child, row) items per backward pass of filtered smart branc
 WARM_DTYPE = torch.float16  # stored warm starts (any slope in [0, 1] and multiplier >= 0 is sound)
 
 
-def _bound_domains(graph, rows: _Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_iters: int, recompute: bool,
+def _bound_domains(graph, rows: Rows, x_lo, x_hi, PRE: dict, SGN: dict, alpha_iters: int, recompute: bool,
                    deadline: Deadline | None = None, init_alphas: dict | None = None, crown_only=None,
                    init_betas: dict | None = None, row_open=None, timing: dict | None = None,
                    slopes: dict | None = None, coefficients: bool = True):
@@ -129,7 +132,7 @@ def _all_proven(lb, tol) -> bool:
     return bool((lb > tol).all())
 
 
-def _optimise_open_rows(graph, rows: _Rows, x_lo, x_hi, pre, SGN, row_open, lb, tol, Ax, alphas, betas,
+def _optimise_open_rows(graph, rows: Rows, x_lo, x_hi, pre, SGN, row_open, lb, tol, Ax, alphas, betas,
                         alpha_iters, deadline):
     """alpha/beta steps on the open (domain, row) pairs only, each as a one-row item; the results are
     written into ``lb``, ``tol``, ``Ax``, ``alphas`` and ``betas`` (B, K, ...) in place."""
@@ -184,7 +187,7 @@ def _split_bounds(graph, pre, layout, dom, flat, active, sgn=None, bounds: bool 
     return out, out_sgn, layer
 
 
-def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: int, grp_ok, betas=None,
+def _fsb_choose(graph, rows: Rows, x_lo, x_hi, pre, alphas, scores, layout, k: int, grp_ok, betas=None,
                 sgn=None):
     """Filtered smart branching: of each domain's ``k`` best-scored neurons, the one whose worse child
     has the best bound, estimated by one backward pass per child with the domain's bounds, slopes and
@@ -206,7 +209,7 @@ def _fsb_choose(graph, rows: _Rows, x_lo, x_hi, pre, alphas, scores, layout, k: 
     return top.indices[torch.arange(B, device=dev), worst.argmax(1)]
 
 
-def _fsb_child_bounds(graph, rows: _Rows, x_lo, x_hi, pre, alphas, layout, dom, flat, active, grp_ok, betas=None,
+def _fsb_child_bounds(graph, rows: Rows, x_lo, x_hi, pre, alphas, layout, dom, flat, active, grp_ok, betas=None,
                       sgn=None, partial: bool = True):
     """One-pass lower bounds (M, K) of the children (parent ``dom``, neuron ``flat``, side ``active``) on the
     rows of their parents' open groups (+inf elsewhere), with the parents' slopes and multipliers.
@@ -274,7 +277,7 @@ def _fsb_child_bounds(graph, rows: _Rows, x_lo, x_hi, pre, alphas, layout, dom, 
     return lb
 
 
-def _priority(rows: _Rows, lb, ok):
+def _priority(rows: Rows, lb, ok):
     """(B,) a domain's place in the queue: its worst open group's best row bound (smaller: bounded sooner)."""
     return rows.group_best(lb).masked_fill(ok, float("inf")).min(1).values
 
@@ -321,7 +324,7 @@ def relu_split_portfolio(problem: Problem, lo_np, hi_np, idx, settings: BaBSetti
     root_pre = None
     for k, (width, share) in enumerate(runs):
         last = k == len(runs) - 1
-        budget = deadline if last else Deadline(max(0.0, deadline.left() * share))
+        budget = deadline if last else deadline.share(share)
         outcome, cex = relu_split_region(problem, lo_np, hi_np, idx, replace(settings, relu_fsb=width), budget,
                                          stats, root_pre=root_pre)
         stats["portfolio_runs"] = k + 1
@@ -334,7 +337,7 @@ def relu_split_portfolio(problem: Problem, lo_np, hi_np, idx, settings: BaBSetti
         stats.pop("open_domains", None)
         if k == 0 and settings.relu_refine_share > 0:
             root_pre = refine_root(problem, lo_np, hi_np, idx, settings,
-                                   Deadline(max(0.0, deadline.left() * settings.relu_refine_share)), stats)
+                                   deadline.share(settings.relu_refine_share), stats)
     return outcome, cex
 
 
@@ -345,7 +348,7 @@ class _Search:
     settings: BaBSettings
     deadline: Deadline
     stats: dict
-    rows: _Rows  # the rows of the disjuncts still open at the root
+    rows: Rows  # the rows of the disjuncts still open at the root
     x_lo: torch.Tensor
     x_hi: torch.Tensor
     pnodes: list
@@ -372,7 +375,7 @@ def _start(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline:
     PROVEN there, else the search with the root as its one domain."""
     graph, spec = problem.graph, problem.spec
     dev, dt = graph.device, graph.dtype
-    rows = _Rows(spec, idx, dev, dt)
+    rows = Rows(spec, idx, dev, dt)
     x_lo = torch.tensor(lo_np, dtype=dt, device=dev).reshape(1, -1)
     x_hi = torch.tensor(hi_np, dtype=dt, device=dev).reshape(1, -1)
     pnodes = pre_activation_nodes(graph)
@@ -399,7 +402,7 @@ def _start(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings, deadline:
     # disjuncts proven at the root stay proven on every domain: the search bounds the others' rows only
     open_g = [g for g in range(len(rows.groups)) if not bool(grp_ok[0, g])]
     keep_rows = [r for g in open_g for r in rows.groups[g]]
-    rows = _Rows(spec, [rows.idx[g] for g in open_g], dev, dt)
+    rows = Rows(spec, [rows.idx[g] for g in open_g], dev, dt)
     kr = torch.tensor(keep_rows, device=dev)
     root_alphas = {k: v[:, kr] for k, v in ob.alphas.items()} if ob.alphas else None
     stats["search_rows"] = len(keep_rows)
@@ -518,7 +521,7 @@ def _search_attack(s: _Search, Ax, it: int):
     """PGD started from the worst domains' bound-minimising vertices (and random points)."""
     starts = torch.where(Ax[:8] > 0, s.x_lo.unsqueeze(1), s.x_hi.unsqueeze(1)).reshape(-1, s.x_lo.shape[1])
     return pgd_attack(s.problem.graph, s.problem.spec, AttackSettings(restarts=32, steps=50, seed=it),
-                      Deadline(min(2.0, s.deadline.left())), s.problem.reference, rounds=3,
+                      s.deadline.sub(2.0), s.problem.reference, rounds=3,
                       starts=starts.double().cpu().numpy())
 
 
@@ -582,7 +585,7 @@ def relu_split_region(problem: Problem, lo_np, hi_np, idx, settings: BaBSettings
         betas = {k: v[o] for k, v in betas.items()}
         Ax = Ax[o]
         with torch.no_grad():  # the input that minimises each open row's linear bound, and the box centre
-            cex = _falsify(problem, rows, s.x_lo.expand(o.numel(), -1), s.x_hi.expand(o.numel(), -1), Ax, ok)
+            cex = falsify(problem, rows, s.x_lo.expand(o.numel(), -1), s.x_hi.expand(o.numel(), -1), Ax, ok)
         if cex is not None:
             return Outcome.FALSIFIED, cex
         sgn = {p: sgn[p][o] for p in pnodes}

@@ -14,12 +14,21 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import UnsupportedError
-from ..graph import Graph
-from ..ops import ReLU
-from .crown import Bounds, WIDEN, ancestors, backward_lower, intermediate_bounds, pre_activation_nodes, \
-    rounding_allowance, widen
-from .optim import Adam
+from verifier.bounds.crown import (
+    WIDEN,
+    Bounds,
+    ancestors,
+    backward_lower,
+    intermediate_bounds,
+    pre_activation_nodes,
+    rounding_allowance,
+    widen,
+)
+from verifier.bounds.linear import concretize_lower, keep_best, start_alphas
+from verifier.bounds.optim import Adam
+from verifier.ir.errors import UnsupportedError
+from verifier.ir.graph import Graph
+from verifier.ir.ops import ReLU
 
 
 def crown_rows(graph: Graph, name: str, rows: torch.Tensor, x_lo, x_hi, pre: Bounds, alphas=None):
@@ -126,8 +135,6 @@ def optimise_all_slopes(graph: Graph, A0, d, x_lo, x_hi, pre: Bounds, lb, tol, i
     step (``ObjectiveBounds.inter_slopes``: sound with any bounds, and a better start than CROWN's
     slopes where the same neurons are bounded again on a sub-domain).
     """
-    from .objective import concretize_lower, keep_best, start_alphas  # local: objective imports this module
-
     B, K = A0.shape[:2]
     inter = IntermediateSlopes(graph, x_lo, x_hi, pre)
     out_alphas = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..graph import Graph
+from verifier.ir.graph import Graph
 
 Bounds = dict[str, tuple[torch.Tensor, torch.Tensor]]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from ..graph import Graph
-from .crown import Bounds, pre_activation_nodes
+from verifier.bounds.crown import Bounds, pre_activation_nodes
+from verifier.ir.graph import Graph
 
 
 def concretize(W: torch.Tensor, b: torch.Tensor, x_lo: torch.Tensor, x_hi: torch.Tensor, lower: bool):

@@ -20,28 +20,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import UnsupportedError
-from ..graph import Graph
-from ..ops import ReLU
-from .optim import Adam
-from .alpha_intermediate import MAX_SLOPES, intermediate_slope_count, optimise_all_slopes
-from .crown import Bounds, backward_lower, intermediate_bounds, rel_tol
-
-METHODS = ("ibp", "crown", "alpha-crown")
-
-
-@dataclass(frozen=True)
-class BoundSettings:
-    method: str = "crown"
-    alpha_iters: int = 30
-    alpha_lr: float = 0.25
-    lr_decay: float = 0.98
-    # alpha-CROWN also optimises the slopes of every intermediate layer's bounds (alpha_intermediate)
-    intermediate_alpha: bool = True
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown bound method {self.method!r}; choose from {', '.join(METHODS)}")
+from verifier.bounds.alpha_intermediate import MAX_SLOPES, intermediate_slope_count, optimise_all_slopes
+from verifier.bounds.crown import Bounds, backward_lower, intermediate_bounds
+from verifier.bounds.linear import concretize_lower, keep_best, start_alphas
+from verifier.bounds.optim import Adam
+from verifier.ir.errors import UnsupportedError
+from verifier.ir.graph import Graph
+from verifier.ir.ops import ReLU
+from verifier.settings import BoundSettings
 
 
 @dataclass
@@ -59,17 +45,6 @@ class ObjectiveBounds:
     def proven(self) -> torch.Tensor:
         """(B, K) bool: the row's lower bound is positive beyond rounding."""
         return self.lower > self.tol
-
-
-def concretize_lower(Ax, bias, x_lo, x_hi, d, dtype, bias_abs=None):
-    """Lower bound of ``Ax x + bias - d`` on the box in float64, and its rounding allowance."""
-    Ax, bias = Ax.double(), bias.double()
-    lo, hi = x_lo.double().unsqueeze(1), x_hi.double().unsqueeze(1)
-    lb = (Ax.clamp(min=0) * lo).sum(-1) + (Ax.clamp(max=0) * hi).sum(-1) + bias - d.double()
-    mag = (Ax.abs() * torch.maximum(lo.abs(), hi.abs())).sum(-1) + bias.abs() + d.double().abs()
-    if bias_abs is not None:
-        mag = mag + bias_abs.double()
-    return lb, rel_tol(dtype) * mag
 
 
 def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch.Tensor, x_hi: torch.Tensor,
@@ -203,21 +178,3 @@ def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: floa
             for b in betas.values():
                 b.clamp_(min=0.0)
     return lb, tol, Ax
-
-
-def start_alphas(node, pre, B: int, K: int, init: dict | None = None) -> torch.Tensor:
-    """The starting lower slopes (B, K, *shape) of ReLU ``node``: ``init``'s, else CROWN's adaptive ones."""
-    lo, hi = pre[node.inputs[0]]
-    if init is not None and node.name in init:
-        a = init[node.name].to(lo.dtype)
-        return a.expand(B, K, *lo.shape[1:]).clone()
-    return ReLU.default_alpha(lo, hi).unsqueeze(1).expand(B, K, *lo.shape[1:]).clone()
-
-
-def keep_best(best: dict | None, alphas: dict, better: torch.Tensor):
-    """Copy into ``best`` the slopes of the rows whose bound just improved (``better``: (B, K))."""
-    if best is None:
-        return
-    for k, a in alphas.items():
-        m = better.reshape(*better.shape, *([1] * (a.dim() - 2)))
-        best[k] = torch.where(m, a.detach(), best[k]) if k in best else a.detach().clone()

@@ -1,0 +1,435 @@
+"""VNN-LIB 1.0 reader: a property file becomes a :class:`~verifier.spec.Spec`.
+
+Supported (see DESIGN.md, "VNN-LIB 1.0"):
+
+* ``(declare-const X_i Real)`` / ``(declare-const Y_j Real)``; indices contiguous from 0.
+* ``;`` comments, statements spanning lines, plain or gzipped files.
+* ``(assert F)`` where ``F`` is a comparison ``(<= a b)``, ``(>= a b)``, ``(= a b)`` (also
+  chained, ``(<= a b c)``), or ``(and F ...)`` / ``(or F ...)`` nested freely.
+* Terms: ``X_i``, ``Y_j``, numbers (``1``, ``-2.5``, ``1e-5``, ``.5``) and linear terms
+  ``(+ ...)``, ``(- ...)``, ``(* k t)``.
+* A comparison on inputs must bound one ``X_i`` by a number (a box); one on outputs becomes a
+  row of ``C y <= d``. Mixing X and Y in one comparison is an error.
+
+Top-level asserts are ANDed, so the result is the DNF cross product of every assert's
+disjunction (capped at :data:`MAX_DISJUNCTS`). Input bounds inside a disjunct give that disjunct
+its own box (intersected with the top-level box); disjuncts with an empty box are dropped.
+Disjuncts without local input bounds share one read-only ``lo`` / ``hi`` pair: copy before
+writing.
+
+Every problem raises :class:`~verifier.errors.SpecError` with the file and the 1-based line
+where the offending statement or token starts.
+"""
+from __future__ import annotations
+
+import gzip
+import itertools
+import os
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from verifier.ir.errors import SpecError
+from verifier.ir.spec import Disjunct, Spec
+
+MAX_DISJUNCTS = 100_000
+
+# One regex over the whole text. Groups 1-3 and 4-8 are fast paths for the two statement forms
+# that make up almost all of a big file; anything else goes token by token ('(', ')', atom).
+_TOKEN = re.compile(
+    r"(\(\s*declare-const\s+([^\s()]+)\s+([^\s()]+)\s*\))"
+    r"|(\(\s*assert\s*(\(\s*(<=|>=)\s+([^\s()]+)\s+([^\s()]+)\s*\))\s*\))"
+    r"|[()]|[^\s()]+")
+_COMMENT = re.compile(r";[^\n]*")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_VAR = re.compile(r"([XY])_(0|[1-9][0-9]*)")
+_IGNORED = frozenset({"check-sat", "get-model", "exit", "set-logic", "set-info", "set-option"})
+_COMMANDS = frozenset({"assert", "declare-const"})
+
+# Atom kinds inside a conjunction: (kind, payload, value).
+_UPPER, _LOWER, _ROW = 0, 1, 2  # x[i] <= v ; x[i] >= v ; sum(c * y[j]) <= v
+
+
+def read_spec_text(path: str | os.PathLike) -> tuple[str, str]:
+    """(text, the path actually read): plain or gzip (by magic bytes), ``path.gz`` if ``path`` is absent."""
+    p = Path(path)
+    if not p.exists():
+        gz = Path(str(p) + ".gz")
+        if not gz.exists():
+            raise SpecError("no such file (nor a .gz next to it)", str(path))
+        p = gz
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise SpecError(f"cannot read file: {e.strerror or e}", str(p)) from e
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:
+            raise SpecError(f"corrupt gzip data: {e}", str(p)) from e
+    try:
+        return data.decode("utf-8-sig"), str(p)
+    except UnicodeDecodeError as e:
+        raise SpecError(f"not UTF-8 text (bad byte at offset {e.start})", str(p)) from e
+
+
+def load_vnnlib(path: str | os.PathLike, n_inputs: int | None = None,
+                n_outputs: int | None = None) -> Spec:
+    """Read a VNN-LIB file (plain or gzip) into a :class:`Spec`.
+
+    If ``path`` does not exist but ``path + ".gz"`` does, that file is read (``instances.csv``
+    names files without ``.gz``). Gzip is recognised by its magic bytes. ``n_inputs`` /
+    ``n_outputs``, when given (from the network), must equal the declared counts.
+    """
+    text, real_path = read_spec_text(path)
+    return parse_vnnlib(text, real_path, n_inputs, n_outputs)
+
+
+def parse_vnnlib(text: str, path: str = "<string>", n_inputs: int | None = None,
+                 n_outputs: int | None = None) -> Spec:
+    """Parse VNN-LIB text; ``path`` is only used in error messages and ``Spec.source``."""
+    return _Parser(text, path).run(n_inputs, n_outputs)
+
+
+class _Parser:
+    """One parse. S-expressions are lists ``[pos, child, ...]``; atoms are ``(text, pos)``."""
+
+    def __init__(self, text: str, path: str):
+        if ";" in text:  # blank comments out, keeping every offset (and line) unchanged
+            text = _COMMENT.sub(lambda m: " " * len(m.group()), text)
+        self.text = text
+        self.path = path
+        self.names: dict[str, tuple[bool, int]] = {}  # name -> (is_input, index)
+        self.decl_pos: tuple[dict[int, int], dict[int, int]] = ({}, {})  # outputs, inputs
+        self.saw_input_bound = False
+
+    # ----------------------------------------------------------------------- helpers
+    def line(self, pos: int) -> int:
+        return self.text.count("\n", 0, pos) + 1
+
+    def error(self, msg: str, pos: int | None = None) -> SpecError:
+        return SpecError(msg, self.path, None if pos is None else self.line(pos))
+
+    def read_sexprs(self) -> list:
+        """Tokenize the whole text with one regex and build the S-expression tree."""
+        top: list = []
+        cur = top
+        stack: list = []
+        for m in _TOKEN.finditer(self.text):
+            fast = m.lastindex
+            if fast is not None:  # a whole (declare-const ..) or (assert (<= a b)) statement
+                s = m.start
+                if stack:
+                    raise self.unclosed(top, f"a new statement starts at line {self.line(s())}")
+                if fast == 1:
+                    top.append([s(), ("declare-const", s()), (m.group(2), s(2)), (m.group(3), s(3))])
+                else:
+                    top.append([s(), ("assert", s()), [s(5), (m.group(6), s(6)),
+                                                       (m.group(7), s(7)), (m.group(8), s(8))]])
+                continue
+            t = m.group()
+            if t == "(":
+                node = [m.start()]
+                cur.append(node)
+                stack.append(cur)
+                cur = node
+            elif t == ")":
+                if not stack:
+                    raise self.error("unexpected ')' (no '(' is open)", m.start())
+                cur = stack.pop()
+            elif not stack:
+                raise self.error(f"unexpected {t!r} outside parentheses", m.start())
+            else:
+                if len(cur) == 1 and len(stack) > 1 and t in _COMMANDS:
+                    raise self.unclosed(top, f"a new '{t}' starts at line {self.line(m.start())}")
+                cur.append((t, m.start()))
+        if stack:
+            raise self.unclosed(top, "end of file")
+        return top
+
+    def unclosed(self, top: list, why: str) -> SpecError:
+        opened = top[-1][0]  # the statement still open
+        return self.error(f"missing ')' for the '(' opened at line {self.line(opened)} ({why})",
+                          opened)
+
+    # ----------------------------------------------------------------------- top level
+    def run(self, n_inputs: int | None, n_outputs: int | None) -> Spec:
+        stmts = self.read_sexprs()
+        if not stmts:
+            raise self.error("empty file: no declarations and no assertions")
+        base: list = []   # atoms conjoined into every disjunct
+        multi: list = []  # (dnf, pos) of asserts with several (or zero) disjuncts
+        n_asserts = 0
+        for st in stmts:
+            head = st[1][0] if len(st) > 1 and isinstance(st[1], tuple) else None
+            if head == "declare-const":
+                self.declare(st)
+            elif head == "assert":
+                if len(st) != 3:
+                    raise self.error("assert takes exactly one formula", st[0])
+                n_asserts += 1
+                dnf = self.formula(st[2])
+                if len(dnf) == 1:
+                    base.extend(dnf[0])
+                else:
+                    multi.append((dnf, st[0]))
+            elif head not in _IGNORED:
+                what = f"unknown command {head!r}" if head else "expected a command like (assert ...)"
+                raise self.error(what, st[0])
+        if n_asserts == 0:
+            raise self.error("no assertions in the file")
+        n_in = self.check_decls(True, n_inputs)
+        n_out = self.check_decls(False, n_outputs)
+        return self.build(base, multi, n_in, n_out)
+
+    def declare(self, st: list) -> None:
+        if len(st) != 4 or not all(isinstance(a, tuple) for a in st[2:]):
+            raise self.error("expected (declare-const NAME Real)", st[0])
+        (name, npos), (typ, tpos) = st[2], st[3]
+        if typ != "Real":
+            raise self.error(f"{name} is declared {typ}; VNN-LIB 1.0 supports only Real", tpos)
+        m = _VAR.fullmatch(name)
+        if m is None:
+            raise self.error(f"unsupported variable name {name!r}: expected X_<i> (input) "
+                             "or Y_<j> (output)", npos)
+        if name in self.names:
+            raise self.error(f"{name} is declared twice", npos)
+        is_input, idx = m.group(1) == "X", int(m.group(2))
+        self.names[name] = (is_input, idx)
+        self.decl_pos[is_input][idx] = npos
+
+    def check_decls(self, is_input: bool, given: int | None) -> int:
+        """Declared count of X (or Y); indices must be 0..n-1; must match ``given``."""
+        table = self.decl_pos[is_input]
+        letter, word = ("X", "inputs") if is_input else ("Y", "outputs")
+        if not table:
+            raise self.error(f"no {word} declared (expected (declare-const {letter}_0 Real) ...)")
+        n = len(table)
+        if max(table) != n - 1:
+            gap = min(set(range(n)) - table.keys())
+            after = min(i for i in table if i > gap)
+            raise self.error(f"{letter}_{gap} is not declared but {letter}_{after} is; "
+                             f"{word} must be {letter}_0 .. {letter}_<n-1>", table[after])
+        if given is not None and given != n:
+            raise self.error(f"spec declares {n} {word} but the network has {given}",
+                             table[n - 1])
+        return n
+
+    # ----------------------------------------------------------------------- formulas
+    def formula(self, node) -> list[list]:
+        """A formula as a DNF: a list of conjunctions (lists of atoms). [] = false, [[]] = true."""
+        if not isinstance(node, list):
+            raise self.error(f"expected a constraint like (<= a b), got {node[0]!r}", node[1])
+        if len(node) < 2 or not isinstance(node[1], tuple):
+            raise self.error("expected an operator after '('", node[0])
+        op, args = node[1][0], node[2:]
+        if op == "and":
+            dnf: list[list] = [[]]
+            for a in args:
+                sub = self.formula(a)
+                if len(sub) == 1:
+                    for conj in dnf:
+                        conj.extend(sub[0])
+                else:
+                    if len(dnf) * len(sub) > MAX_DISJUNCTS:
+                        raise self.error(f"'and' expands to more than {MAX_DISJUNCTS} disjuncts",
+                                         node[0])
+                    dnf = [c + s for c in dnf for s in sub]
+            return dnf
+        if op == "or":
+            dnf = []
+            for a in args:
+                dnf.extend(self.formula(a))
+            if len(dnf) > MAX_DISJUNCTS:
+                raise self.error(f"'or' has more than {MAX_DISJUNCTS} disjuncts", node[0])
+            return dnf
+        if op in ("<=", ">=", "="):
+            if len(args) == 2 and op != "=" and type(args[0]) is tuple and type(args[1]) is tuple:
+                fast = self.simple_compare(op, args[0], args[1])
+                if fast is not None:
+                    return fast
+            if len(args) < 2:
+                raise self.error(f"'{op}' needs at least two operands", node[0])
+            terms = [self.term(a) for a in args]
+            conj: list = []
+            ok = True
+            for a, b in zip(terms, terms[1:]):
+                if op != ">=":
+                    ok &= self.compare(a, b, conj, node[0])
+                if op != "<=":
+                    ok &= self.compare(b, a, conj, node[0])
+            return [conj] if ok else []
+        if op in ("<", ">"):
+            raise self.error(f"strict inequality '{op}' is not supported in VNN-LIB 1.0; "
+                             "use <= / >=", node[0])
+        raise self.error(f"unknown operator {op!r}", node[1][1])
+
+    def simple_compare(self, op: str, a: tuple, b: tuple) -> list[list] | None:
+        """Fast path for variable vs number (either side); None for anything else."""
+        va, vb = self.names.get(a[0]), self.names.get(b[0])
+        if (va is None) == (vb is None):
+            return None
+        upper = op == "<="  # True: var <= number
+        if va is None:
+            va, b, upper = vb, a, not upper
+        v = self.number(*b)
+        if va[0]:
+            self.saw_input_bound = True
+            return [[(_UPPER if upper else _LOWER, va[1], v)]]
+        return [[(_ROW, [(va[1], 1.0 if upper else -1.0)], v if upper else -v)]]
+
+    def term(self, t) -> tuple[dict[str, float], float]:
+        """A linear term as ({variable name: coefficient}, constant)."""
+        if isinstance(t, tuple):
+            s, pos = t
+            if s in self.names:
+                return {s: 1.0}, 0.0
+            return {}, self.number(s, pos)
+        if len(t) < 2 or not isinstance(t[1], tuple):
+            raise self.error("expected an operator after '('", t[0])
+        op = t[1][0]
+        if op not in ("+", "-", "*") or len(t) < 3:
+            raise self.error(f"'{op}' needs operands" if op in ("+", "-", "*") else
+                             f"unknown operator {op!r} in a term", t[1][1])
+        args = [self.term(a) for a in t[2:]]
+        if op == "-":
+            if len(args) == 1:
+                args = [({}, 0.0)] + args
+            args = args[:1] + [({k: -c for k, c in co.items()}, -k0) for co, k0 in args[1:]]
+        if op in ("+", "-"):
+            coefs: dict[str, float] = {}
+            const = 0.0
+            for co, k0 in args:
+                for k, c in co.items():
+                    coefs[k] = coefs.get(k, 0.0) + c
+                const += k0
+            return coefs, const
+        scale, linear = 1.0, None  # '*': at most one non-constant factor
+        for co, k0 in args:
+            if co:
+                if linear is not None:
+                    raise self.error("nonlinear term (product of variables)", t[0])
+                linear = (co, k0)
+            else:
+                scale *= k0
+        if linear is None:
+            return {}, scale
+        return {k: scale * c for k, c in linear[0].items()}, scale * linear[1]
+
+    def number(self, s: str, pos: int) -> float:
+        if _NUMBER.fullmatch(s):
+            return float(s)
+        if s[0] in "0123456789.+-":
+            raise self.error(f"bad number {s!r}", pos)
+        if _VAR.fullmatch(s):
+            raise self.error(f"undeclared variable {s}", pos)
+        raise self.error(f"unknown symbol {s!r}", pos)
+
+    def compare(self, a, b, conj: list, pos: int) -> bool:
+        """Append the atom for ``a <= b`` to ``conj``; False if it is constant and false."""
+        coefs = dict(a[0])
+        for k, c in b[0].items():
+            coefs[k] = coefs.get(k, 0.0) - c
+        coefs = {k: c for k, c in coefs.items() if c != 0.0}
+        rhs = b[1] - a[1]
+        if not coefs:
+            return 0.0 <= rhs
+        xs = [k for k in coefs if self.names[k][0]]
+        if not xs:
+            conj.append((_ROW, [(self.names[k][1], c) for k, c in coefs.items()], rhs))
+            return True
+        if len(xs) != len(coefs):
+            ys = [k for k in coefs if k not in xs]
+            raise self.error(f"constraint mixes inputs and outputs ({xs[0]} and {ys[0]}); "
+                             "not supported", pos)
+        if len(xs) > 1:
+            raise self.error(f"input constraint relates {xs[0]} and {xs[1]}; VNN-LIB 1.0 "
+                             "input constraints must be boxes (X_i vs a number)", pos)
+        c = coefs[xs[0]]
+        self.saw_input_bound = True
+        conj.append((_UPPER if c > 0 else _LOWER, self.names[xs[0]][1], rhs / c))
+        return True
+
+    # ----------------------------------------------------------------------- result
+    def build(self, base: list, multi: list, n_in: int, n_out: int) -> Spec:
+        total = 1
+        for dnf, pos in multi:
+            total *= len(dnf)
+            if total > MAX_DISJUNCTS:
+                raise self.error(f"the assertions expand to more than {MAX_DISJUNCTS} disjuncts "
+                                 f"(cross product of {' x '.join(str(len(d)) for d, _ in multi)})",
+                                 pos)
+        if total == 0 and not self.saw_input_bound:
+            raise self.error("no input bounds in the file")
+        lo0, hi0 = [-np.inf] * n_in, [np.inf] * n_in
+        base_rows = _apply(base, lo0, hi0)
+        base_lo, base_hi = _frozen(lo0), _frozen(hi0)
+        C0, d0 = _rows(base_rows, n_out)
+        disjuncts = []
+        boxes: dict[tuple, tuple] = {(): (base_lo, base_hi)}  # local input atoms -> shared box
+        for k, combo in enumerate(itertools.product(*[dnf for dnf, _ in multi])):
+            local = [a for conj in combo for a in conj]
+            key = tuple(a for a in local if a[0] != _ROW)
+            rows = [(p, v) for kind, p, v in local if kind == _ROW]
+            box = boxes.get(key)
+            if box is None or k == 0:
+                if box is None:
+                    lo, hi = list(lo0), list(hi0)
+                    _apply(key, lo, hi)
+                    box = boxes[key] = (_frozen(lo), _frozen(hi))
+                self.check_bounded(box[0], box[1], k, total)
+            lo, hi = box
+            if np.any(lo > hi):
+                continue
+            if rows:
+                C1, d1 = _rows(rows, n_out)
+                C, d = np.vstack([C0, C1]), np.concatenate([d0, d1])
+            else:
+                C, d = C0, d0
+            disjuncts.append(Disjunct(lo=lo, hi=hi, C=C, d=d))
+        return Spec(n_inputs=n_in, n_outputs=n_out, disjuncts=tuple(disjuncts), source=self.path)
+
+    def check_bounded(self, lo: np.ndarray, hi: np.ndarray, k: int, total: int) -> None:
+        for arr, side in ((lo, "lower"), (hi, "upper")):
+            bad = np.flatnonzero(np.isinf(arr))
+            if bad.size:
+                i = int(bad[0])
+                where = f" in disjunct {k + 1} of {total}" if total > 1 else ""
+                more = f" ({bad.size} inputs lack one)" if bad.size > 1 else ""
+                raise self.error(f"input X_{i} has no {side} bound{where}{more}",
+                                 self.decl_pos[True][i])
+
+
+def _apply(atoms: list, lo: list, hi: list) -> list:
+    """Intersect the box (lists, in place) with the atoms' input bounds; return the rows."""
+    rows = []
+    for kind, i, v in atoms:
+        if kind == _UPPER:
+            if v < hi[i]:
+                hi[i] = v
+        elif kind == _LOWER:
+            if v > lo[i]:
+                lo[i] = v
+        else:
+            rows.append((i, v))
+    return rows
+
+
+def _rows(rows: list, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    C = np.zeros((len(rows), n_out))
+    d = np.empty(len(rows))
+    for r, (pairs, v) in enumerate(rows):
+        for j, c in pairs:
+            C[r, j] = c
+        d[r] = v
+    C.setflags(write=False)
+    d.setflags(write=False)
+    return C, d
+
+
+def _frozen(values: list) -> np.ndarray:
+    arr = np.array(values, dtype=np.float64)
+    arr.setflags(write=False)
+    return arr

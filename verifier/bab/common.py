@@ -1,0 +1,61 @@
+"""What the searches share: how a region ended (``Outcome``), the spec's rows of one region grouped by
+disjunct (``Rows``), and the cheap falsification of open domains (``falsify``)."""
+from __future__ import annotations
+
+import torch
+
+from verifier.attack.validate import validate_candidate
+from verifier.bounds.spec_bounds import stacked_rows
+
+
+class Outcome:
+    PROVEN, FALSIFIED, OPEN = "proven", "falsified", "open"
+
+
+class Rows:
+    """Row/disjunct bookkeeping of one region."""
+
+    def __init__(self, spec, idx, dev, dt):
+        C, d, groups = stacked_rows(spec, idx)
+        self.C, self.d, self.groups = C.to(dev, dt), d.to(dev, dt), groups
+        K, G = self.C.shape[0], len(groups)
+        self.member = torch.zeros(K, G, dtype=torch.bool, device=dev)
+        for g, rows in enumerate(groups):
+            self.member[rows, g] = True
+        m = max(len(r) for r in groups)
+        self.gidx = torch.tensor([r + [r[0]] * (m - len(r)) for r in groups], device=dev)  # (G, m)
+        self.idx = idx
+
+    def group_ok(self, lb, tol, done):
+        return done | ((lb > tol).unsqueeze(-1) & self.member).any(1)  # (B, G)
+
+    def rows_open(self, grp_done):
+        """(B, K): the rows whose group is not done (``grp_done`` (B, G))."""
+        return ~(grp_done.unsqueeze(1) & self.member.unsqueeze(0)).any(-1)
+
+    def group_best(self, lb):
+        """(B, G): the best (highest) row lower bound of each group."""
+        return lb.unsqueeze(-1).masked_fill(~self.member, -float("inf")).max(1).values
+
+
+def falsify(problem, rows: Rows, lo, hi, Ax, grp_ok):
+    """Evaluate the centre and the bound-minimising vertices; return a validated counterexample or None."""
+
+    graph = problem.graph
+    B, n = lo.shape
+    K = rows.C.shape[0]
+    vert = torch.where(Ax > 0, lo.unsqueeze(1), hi.unsqueeze(1))  # (B, K, n)
+    pts = torch.cat([((lo + hi) / 2).unsqueeze(1), vert], 1).reshape(-1, n)
+    y = graph.forward(pts).reshape(B, K + 1, -1)
+    vals = torch.einsum("ko,bpo->bpk", rows.C, y) - rows.d  # (B, P, K)
+    gl = vals[:, :, rows.gidx].max(-1).values  # (B, P, G)
+    gl = gl.masked_fill(grp_ok.unsqueeze(1), float("inf"))
+    hit = gl <= 0
+    if not bool(hit.any()):
+        return None
+    for b, p, g in torch.nonzero(hit)[:16].tolist():
+        x = pts.reshape(B, K + 1, n)[b, p].double().cpu().numpy()
+        cex = validate_candidate(problem.reference, problem.spec, x, disjuncts=[rows.idx[g]])
+        if cex is not None:
+            return cex
+    return None

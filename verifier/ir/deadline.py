@@ -1,0 +1,55 @@
+"""The wall-clock budget of one run: one ``Deadline`` made where the run starts, passed down once.
+
+Phases carve their own shares out of it with :meth:`Deadline.sub` (at most so many seconds) and
+:meth:`Deadline.share` (a fraction of what is left); a carved deadline never ends after its parent.
+The command line starts its deadline when the process started (imports and loading count).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+
+def process_start() -> float:
+    """``time.monotonic()`` at the moment this process started (Linux: from ``/proc``; elsewhere: now)."""
+    now = time.monotonic()
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+        age = uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in ticks
+    except (OSError, ValueError, IndexError):
+        return now
+    return now - min(max(age, 0.0), 60.0)  # clamped: a clock oddity must not eat the budget
+
+
+class Deadline:
+    """Wall-clock budget shared by the phases of one run."""
+
+    def __init__(self, seconds: float, start: float | None = None, end: float | None = None):
+        self.start = time.monotonic() if start is None else start
+        self.total = max(0.0, seconds)  # the seconds this budget was made with
+        self.end = self.start + self.total if end is None else min(end, self.start + self.total)
+
+    @classmethod
+    def since_process_start(cls, seconds: float) -> "Deadline":
+        """A budget of ``seconds`` counted from when the process started."""
+        return cls(seconds, start=process_start())
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.end
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def sub(self, seconds: float) -> "Deadline":
+        """A budget of at most ``seconds`` from now, ending no later than this one."""
+        return Deadline(seconds, end=self.end)
+
+    def share(self, fraction: float) -> "Deadline":
+        """``fraction`` of the time left (ending no later than this one)."""
+        return Deadline(max(0.0, self.left() * fraction), end=self.end)

@@ -1,0 +1,10 @@
+"""Typed settings of a run, in frozen dataclasses (no global configuration, no torch).
+
+``VerifyOptions`` holds everything a run reads: the method, the budget, the device, and the bound
+(``BoundSettings``), attack (``AttackSettings``) and branch-and-bound (``BaBSettings``) settings.
+"""
+from verifier.settings.bab import BaBSettings
+from verifier.settings.bounds import METHODS, BoundSettings
+from verifier.settings.options import AttackSettings, VerifyOptions
+
+__all__ = ["AttackSettings", "BaBSettings", "BoundSettings", "METHODS", "VerifyOptions"]
