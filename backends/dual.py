@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from backends.base import Backend, CoreBounds, register_backend
+from backends.backend import Backend, register_backend
+from backends.box import box_tensors
+from backends.core_bounds import CoreBounds
 from verifier.bounds.crown import ancestors, pre_activation_nodes, rel_tol
 from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
@@ -154,7 +156,8 @@ def _final64(nu_in, bias, relu_term, x_lo, x_hi, d, dt):
 
 
 def wk_intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor) -> dict:
-    """Pre-activation bounds computed by the dual network itself, layer by layer (as in the paper), with IBP intersected."""
+    """Pre-activation bounds computed by the dual network itself, layer by layer (as in the paper), with IBP
+    intersected."""
     B = x_lo.shape[0]
     b = {graph.input_name: (x_lo.reshape(B, *graph.input_shape), x_hi.reshape(B, *graph.input_shape))}
     targets = set(pre_activation_nodes(graph))
@@ -228,17 +231,19 @@ def _check(cert: DualCertificate, graph: Graph, C, d, x_lo, x_hi, rtol):
     return worst <= rtol, value, worst
 
 
+@dataclass(eq=False)
 class DualBackend(Backend):
     name = "dual"
     complete = False
     description = "Wong-Kolter dual network bound (one backward pass)"
 
-    def __init__(self, intermediate: str = "core", keep_certificate: bool = False, check: bool = True):
-        if intermediate not in ("core", "dual"):
+    intermediate: str = "core"  # pre-activation bounds: "core" (the core's CROWN bounds) or "dual" (W&K's own)
+    keep_certificate: bool = False  # the DualCertificate of each region in the result's stats
+    check: bool = True  # re-derive each certificate and fail loudly if it does not hold
+
+    def __post_init__(self):
+        if self.intermediate not in ("core", "dual"):
             raise ValueError("intermediate must be 'core' (the core's CROWN bounds) or 'dual' (W&K layer by layer)")
-        self.intermediate = intermediate
-        self.keep_certificate = keep_certificate
-        self.check = check
 
     def run(self, graph, spec: Spec, core: CoreBounds, deadline=None, reference=None) -> Result:
         t_start = time.perf_counter()
@@ -249,8 +254,7 @@ class DualBackend(Backend):
         worst = 0.0
         dt, dev = graph.dtype, graph.device
         for region in core.regions:
-            xl = torch.as_tensor(np.array(region.lo), dtype=dt, device=dev).reshape(1, -1)
-            xh = torch.as_tensor(np.array(region.hi), dtype=dt, device=dev).reshape(1, -1)
+            xl, xh = box_tensors(graph, region.lo, region.hi)
             if self.intermediate == "dual":
                 pre = wk_intermediate_bounds(graph, xl, xh)
             else:

@@ -1,7 +1,7 @@
 """Incomplete verification by the triangle LP relaxation, one LP per disjunct.
 
 The LP's optimum is turned into a rigorous bound from its duals
-(``encoder.safe_lp_bound``), so an LP ``unsat`` does not depend on the solver's
+(``backends.encoding.safe_lp_bound``), so an LP ``unsat`` does not depend on the solver's
 tolerances. ``unsat`` when every disjunct's bound (LP, or the core's CROWN bound)
 is positive beyond the rounding margin; otherwise ``unknown``. The LP's optimal
 point is also tried as a counterexample (``sat`` only if onnxruntime confirms it).
@@ -10,46 +10,39 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
-from backends.base import Backend, CoreBounds, SolveStatus, make_solver, register_backend, time_left
-from backends.encoder import encode_network, safe_lp_bound
+from backends.backend import Backend, register_backend, solution_counterexample, time_left, unfinished_verdict
+from backends.core_bounds import CoreBounds
+from backends.encoding import encode_network, safe_lp_bound
+from backends.solvers import SolveStatus, make_solver
 from backends.tighten import tighten_bounds
-from verifier.attack.validate import validate_candidate
 from verifier.ir.result import Result, Verdict
 from verifier.ir.spec import Spec
 
 
+@dataclass(eq=False)
 class LPBackend(Backend):
     name = "lp"
     complete = False
     description = "triangle LP relaxation (incomplete)"
 
-    def __init__(self, solver: str = "highs", tighten: str | None = None, tighten_budget: float = 30.0,
-                 threads: int | None = None, verbose: bool = False, try_counterexample: bool = True):
-        self.solver_name = solver
-        self.tighten = tighten
-        self.tighten_budget = tighten_budget
-        self.threads = threads
-        self.verbose = verbose
-        self.try_counterexample = try_counterexample
+    solver: str = "highs"
+    tighten: str | None = None  # per-neuron tightening of each region's bounds first: "lp", "milp" or None
+    tighten_budget: float = 30.0
+    threads: int | None = None
+    verbose: bool = False
+    try_counterexample: bool = True  # the LP optimum's input validated as a counterexample
 
     def run(self, graph, spec: Spec, core: CoreBounds, deadline=None, reference=None) -> Result:
         t_start = time.perf_counter()
-        solver = make_solver(self.solver_name, threads=self.threads, verbose=self.verbose)
+        solver = make_solver(self.solver, threads=self.threads, verbose=self.verbose)
         per: list[dict] = [dict(index=j) for j in range(len(spec.disjuncts))]
         timings = {"encode": 0.0, "solve": 0.0, "tighten": 0.0}
         cex = None
         timed_out = False
         for region in core.regions:
-            pre = region.pre
-            if self.tighten:
-                t0 = time.perf_counter()
-                pre, _ = tighten_bounds(graph, pre, region.lo, region.hi, solver, self.tighten,
-                                        min(self.tighten_budget, 0.5 * time_left(deadline)))
-                timings["tighten"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            enc = encode_network(graph, pre, region.lo, region.hi, "lp")
-            timings["encode"] += time.perf_counter() - t0
+            enc = self._encode(graph, region, solver, deadline, timings)
             for j in region.disjuncts:
                 rec = per[j]
                 rec["crown"] = region.crown_value(j)
@@ -68,11 +61,9 @@ class LPBackend(Backend):
                     timed_out |= out.status == SolveStatus.TIME_LIMIT
                     continue
                 rec["lp_optimum"] = out.objective
-                safe = safe_lp_bound(model, out.row_dual) if out.row_dual is not None else -math.inf
-                rec["lp_bound"] = safe
-                if (self.try_counterexample and cex is None and reference is not None and out.x is not None
-                        and out.objective is not None and out.objective <= 0):
-                    cex = validate_candidate(reference, spec, out.x[model.input_vars])
+                rec["lp_bound"] = safe_lp_bound(model, out.row_dual) if out.row_dual is not None else -math.inf
+                if self.try_counterexample and cex is None:
+                    cex = solution_counterexample(reference, spec, model, out)
         values, proven = [], []
         for rec in per:
             lpb = rec.get("lp_bound", -math.inf)
@@ -86,13 +77,26 @@ class LPBackend(Backend):
         elif all(proven):
             verdict, msg = Verdict.UNSAT, "every disjunct proven by the LP's dual bound (or CROWN)"
         elif timed_out:
-            verdict = Verdict.TIMEOUT if (deadline is not None and deadline.left() <= 0) else Verdict.UNKNOWN
+            verdict = unfinished_verdict(deadline)
             msg = "LP solver ran out of time"
         else:
             verdict, msg = Verdict.UNKNOWN, "the LP relaxation does not prove every disjunct"
         fb = getattr(solver, "messages", [])
         return Result(verdict, self.name, bound, cex, time.perf_counter() - t_start, timings,
-                      {"disjuncts": per, "solver": self.solver_name}, "; ".join([*fb, msg]))
+                      {"disjuncts": per, "solver": self.solver}, "; ".join([*fb, msg]))
+
+    def _encode(self, graph, region, solver, deadline, timings):
+        """The triangle LP of the region's box, on its core bounds (tightened first with ``tighten``)."""
+        pre = region.pre
+        if self.tighten:
+            t0 = time.perf_counter()
+            pre, _ = tighten_bounds(graph, pre, region.lo, region.hi, solver, self.tighten,
+                                    min(self.tighten_budget, 0.5 * time_left(deadline)))
+            timings["tighten"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        enc = encode_network(graph, pre, region.lo, region.hi, "lp")
+        timings["encode"] += time.perf_counter() - t0
+        return enc
 
 
 register_backend("lp", LPBackend)

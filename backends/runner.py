@@ -1,7 +1,8 @@
 """Run a backend on a ``Problem``: float64 graph, the core's CROWN bounds, the backend, timings.
 
 ``run_backend(name, problem, options, deadline, **settings)`` is what the
-registered methods (``verify --method milp|lp|dual``) and ``verifier.compare`` call.
+registered methods (``verifier.methods.solvers``: ``verify --method milp|lp|dual``) and
+``verifier.api.compare`` call.
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import time
 
 import torch
 
-from backends.base import compute_core_bounds, get_backend
+from backends.backend import get_backend
+from backends.core_bounds import compute_core_bounds
 from verifier.ir.deadline import Deadline
 from verifier.ir.problem import Problem
 from verifier.ir.result import Result

@@ -6,6 +6,11 @@ minimised and maximised. LP bounds are made rigorous from the LP's duals
 (``safe_lp_bound``); MILP bounds are the solver's dual bound less its tolerance.
 After each layer the core's CROWN pass re-propagates the tightened bounds to the
 later layers (``intermediate_bounds(..., fixed=...)``).
+
+Each MILP is a model of its own (``SolverAdapter.solve``), not a ``ModelSession``
+re-solved with a new objective: a kept model warm-starts from the previous solve,
+which changes the bounds a time-limited solve reaches, and every adapter (HiGHS, the
+fallback, included) can solve a model while only Gurobi keeps one open.
 """
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from backends.base import SolverAdapter, SolveStatus, StopRule
-from backends.encoder import encode_network, safe_lp_bound
+from backends.box import apply_bound, box_tensors, count_unstable, node_bounds
+from backends.encoding import NetworkEncoding, encode_network, safe_lp_bound
+from backends.solvers.base import SolverAdapter, SolveStatus, StopRule
 from verifier.bounds import intermediate_bounds, pre_activation_nodes
 from verifier.ir.graph import Graph
 
@@ -34,21 +40,6 @@ class TightenStats:
     per_layer: list = field(default_factory=list)
 
 
-def count_unstable(pre, names) -> int:
-    n = 0
-    for name in names:
-        lo, hi = pre[name]
-        n += int(((lo < 0) & (hi > 0)).sum())
-    return n
-
-
-def node_bounds(pre, name):
-    """(lo, hi, unstable): a node's bounds as flat float64 copies and the indices of its unstable neurons."""
-    lo = pre[name][0].detach().cpu().double().numpy().reshape(-1).copy()
-    hi = pre[name][1].detach().cpu().double().numpy().reshape(-1).copy()
-    return lo, hi, np.nonzero((lo < 0) & (hi > 0))[0]
-
-
 def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, solver: SolverAdapter,
                    mode: str = "lp", time_budget: float = 10.0, per_neuron_limit: float = 1.0):
     """Tighter pre-activation bounds (dict like ``pre``) and ``TightenStats``.
@@ -62,10 +53,8 @@ def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
     names = [n for n in pre_activation_nodes(graph) if n != graph.input_name]
     stats = TightenStats(unstable_before=count_unstable(pre, names))
     dt, dev = graph.dtype, graph.device
-    xl = torch.as_tensor(np.array(x_lo, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
-    xh = torch.as_tensor(np.array(x_hi, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
+    xl, xh = box_tensors(graph, x_lo, x_hi)
     fixed: dict = {}
-    tol = solver.tolerance()
     for name in names:
         if time.monotonic() >= end:
             stats.complete = False
@@ -80,44 +69,11 @@ def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
         enc = encode_network(graph, pre, x_lo, x_hi, "lp" if mode == "lp" else "milp", stop_at=name)
         if enc.n_unstable == 0:  # affine in the input on the box: CROWN's bound is already exact
             continue
-        Y, y0 = enc.output
-        Y = Y.tocsr()
         before = int(unstable.size)
         if mode == "lp":
-            costs = []
-            for j in unstable:
-                row = Y[j].toarray().reshape(-1)
-                costs.append((row, float(y0[j])))
-                costs.append((-row, -float(y0[j])))
-            base = enc.with_linear_objective(np.zeros(enc.n_vars))
-            outs = solver.solve_objectives(base, costs, max(0.0, end - time.monotonic()))
-            stats.solves += len(outs)
-            for k, j in enumerate(unstable):
-                for sgn, o, (c, off) in ((1, outs[2 * k], costs[2 * k]), (-1, outs[2 * k + 1], costs[2 * k + 1])):
-                    if o.status != SolveStatus.OPTIMAL:
-                        continue
-                    b = safe_lp_bound(base.with_cost(c, off), o.row_dual) if o.row_dual is not None else -math.inf
-                    if sgn > 0:
-                        lo[j] = max(lo[j], b)
-                    else:
-                        hi[j] = min(hi[j], -b)
+            stats.solves += _tighten_by_lp(enc, unstable, lo, hi, solver, end)
         else:
-            for j in unstable:
-                row = Y[j].toarray().reshape(-1)
-                for sgn in (1, -1):
-                    left = end - time.monotonic()
-                    if left <= 0:
-                        break
-                    m = enc.with_linear_objective(sgn * row, sgn * float(y0[j]))
-                    o = solver.solve(m, min(per_neuron_limit, left), StopRule())
-                    stats.solves += 1
-                    if o.bound is None or not math.isfinite(o.bound):
-                        continue
-                    b = o.bound - tol * (1.0 + abs(o.bound))
-                    if sgn > 0:
-                        lo[j] = max(lo[j], b)
-                    else:
-                        hi[j] = min(hi[j], -b)
+            stats.solves += _tighten_by_milp(enc, unstable, lo, hi, solver, end, per_neuron_limit)
         lo = np.minimum(lo, hi)  # guard against crossing by rounding (keeps the box non-empty)
         shape = lo_t.shape
         fixed[name] = (torch.as_tensor(lo, dtype=dt, device=dev).reshape(shape),
@@ -137,3 +93,45 @@ def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
     stats.unstable_after = count_unstable(pre, names)
     stats.time_s = time.monotonic() - t0
     return pre, stats
+
+
+def _tighten_by_lp(enc: NetworkEncoding, unstable, lo, hi, solver: SolverAdapter, end: float) -> int:
+    """Both LP bounds of each unstable neuron (one LP, many costs), made rigorous from the duals; the solves made."""
+    Y, y0 = enc.output
+    Y = Y.tocsr()
+    costs = []
+    for j in unstable:
+        row = Y[j].toarray().reshape(-1)
+        costs.append((row, float(y0[j])))
+        costs.append((-row, -float(y0[j])))
+    base = enc.with_linear_objective(np.zeros(enc.n_vars))
+    outs = solver.solve_objectives(base, costs, max(0.0, end - time.monotonic()))
+    for k, j in enumerate(unstable):
+        for sgn, o, (c, off) in ((1, outs[2 * k], costs[2 * k]), (-1, outs[2 * k + 1], costs[2 * k + 1])):
+            if o.status != SolveStatus.OPTIMAL:
+                continue
+            b = safe_lp_bound(base.with_cost(c, off), o.row_dual) if o.row_dual is not None else -math.inf
+            apply_bound(lo, hi, j, sgn, b)
+    return len(outs)
+
+
+def _tighten_by_milp(enc: NetworkEncoding, unstable, lo, hi, solver: SolverAdapter, end: float,
+                     per_neuron_limit: float) -> int:
+    """Both MILP dual bounds (less the solver's tolerance) of each unstable neuron, a model each; the solves made."""
+    Y, y0 = enc.output
+    Y = Y.tocsr()
+    tol = solver.tolerance()
+    solves = 0
+    for j in unstable:
+        row = Y[j].toarray().reshape(-1)
+        for sgn in (1, -1):
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            m = enc.with_linear_objective(sgn * row, sgn * float(y0[j]))
+            o = solver.solve(m, min(per_neuron_limit, left), StopRule())
+            solves += 1
+            if o.bound is None or not math.isfinite(o.bound):
+                continue
+            apply_bound(lo, hi, j, sgn, o.bound - tol * (1.0 + abs(o.bound)))
+    return solves

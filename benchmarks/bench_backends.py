@@ -26,9 +26,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backends.base import compute_core_bounds, make_solver  # noqa: E402
-from backends.encoder import encode_network  # noqa: E402
-from frontends.load import load_problem
+from backends.core_bounds import compute_core_bounds  # noqa: E402
+from backends.encoding import encode_network  # noqa: E402
+from backends.solvers import make_solver  # noqa: E402
+from frontends.load import load_problem  # noqa: E402
 from verifier.api.compare import compare_problem  # noqa: E402
 from verifier.ir.problem import Problem  # noqa: E402
 

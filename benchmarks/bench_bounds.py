@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from frontends.load import load_problem
+from frontends.load import load_problem  # noqa: E402
 from verifier.bounds.spec_bounds import bound_spec  # noqa: E402
 from verifier.settings import BoundSettings  # noqa: E402
 

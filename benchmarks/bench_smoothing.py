@@ -30,15 +30,21 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from frontends.onnx.loader import load_onnx  # noqa: E402
-from verifier.certificates.lipschitz import analysis as lip  # noqa: E402
+from verifier.certificates.lipschitz.analysis import product_bound  # noqa: E402
+from verifier.certificates.lipschitz.evaluate import gradient_norms  # noqa: E402
 from verifier.certificates.lipschitz.global_bound import global_lipschitz  # noqa: E402
-from verifier.certificates.smoothing.certify import (  # noqa: E402
-    certify,
-    certify_dataset,
-    format_accuracy_table,
-    plot_certified_accuracy,
+from verifier.certificates.lipschitz.local import local_certified_radius  # noqa: E402
+from verifier.certificates.lipschitz.radii import certified_radius  # noqa: E402
+from verifier.certificates.smoothing.certify import SmoothingParams, certify, certify_dataset  # noqa: E402
+from verifier.certificates.smoothing.plot import plot_certified_accuracy  # noqa: E402
+from verifier.certificates.smoothing.records import format_accuracy_table  # noqa: E402
+from verifier.certificates.smoothing.train import (  # noqa: E402
+    accuracy,
+    export_onnx,
+    load_digits_split,
+    make_mlp,
+    train_noisy,
 )
-from verifier.certificates.smoothing.train import accuracy, export_onnx, load_digits_split, make_mlp, train_noisy  # noqa: E402
 
 RADII = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
 
@@ -70,19 +76,19 @@ def lipsdp_table(time_limit: float, trained_small) -> list[tuple]:
             export_onnx(model, path, shape)
             g = load_onnx(path)
             t0 = time.perf_counter()
-            prod = lip.product_bound(g)
+            prod = product_bound(g)
             t_prod = time.perf_counter() - t0
             t0 = time.perf_counter()
             sdp = global_lipschitz(g, "lipsdp", time_limit=time_limit)
             t_sdp = time.perf_counter() - t0
             rng = np.random.default_rng(0)
-            sampled = float(lip.gradient_norms(g, rng.standard_normal((2000, g.n_inputs)))["jacobian_norm"].max())
+            sampled = float(gradient_norms(g, rng.standard_normal((2000, g.n_inputs)))["jacobian_norm"].max())
             rows.append((name, prod.L, t_prod, sdp.L, t_sdp, sdp.method, sampled))
             log(f"  {name}: product {prod.L:.4g}, LipSDP {sdp.L:.4g} ({sdp.method}, {t_sdp:.1f} s)")
     return rows
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sigmas", type=float, nargs="+", default=[0.25, 0.5])
     ap.add_argument("--n", type=int, default=100_000)
@@ -98,49 +104,49 @@ def main(argv=None) -> int:
     ap.add_argument("--plot", help="save certified accuracy vs radius here (PNG)")
     ap.add_argument("--no-lipsdp", action="store_true", help="skip the LipSDP comparison")
     ap.add_argument("--sdp-time-limit", type=float, default=60.0)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    xtr, ytr, xte, yte = load_digits_split()
-    idx = list(range(min(args.examples, len(xte))))
-    curves, summary, lip_rows = {}, [], []
-    arch = "-".join(map(str, args.hidden))
-    print(f"# randomized smoothing on sklearn digits (64 inputs, 10 classes); MLP 64-{arch}-10")
-    print(f"# n0={args.n0}, n={args.n}, alpha={args.alpha}, {len(idx)} test examples per sigma, "
-          f"device={args.device}, sampling threads={args.threads or torch.get_num_threads()}, "
-          f"cpu count={os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
-    with tempfile.TemporaryDirectory() as d:
-        for sigma in args.sigmas:
-            t0 = time.perf_counter()
-            model = make_mlp(hidden=tuple(args.hidden), seed=0)
-            train_noisy(model, xtr, ytr, sigma, epochs=args.epochs, seed=0)
-            t_train = time.perf_counter() - t0
-            path = os.path.join(d, f"mlp_sigma{sigma}.onnx")
-            export_onnx(model, path, (64,))
-            graph = load_onnx(path, device=args.device)
-            clean = accuracy(model, xte, yte)
-            log(f"sigma={sigma}: trained in {t_train:.1f} s, clean test accuracy {clean:.3f}")
-            sps, t_one = throughput(graph, xte[0], sigma, args.n, args.n0, args.batch, args.threads)
-            log(f"  throughput {sps:,.0f} samples/s ({t_one:.3f} s for n0+n={args.n0 + args.n})")
-            t0 = time.perf_counter()
-            recs = certify_dataset(graph, xte, yte, sigma, args.n0, args.n, args.alpha, args.batch, indices=idx,
-                                   threads=args.threads)
-            total = time.perf_counter() - t0
-            times = [r.time_s for r in recs]
-            curves[f"sigma={sigma:g}"] = recs
-            abst = sum(r.predict == -1 for r in recs)
-            summary.append((sigma, clean, sps, statistics.mean(times), statistics.median(times),
-                            len(recs) * (args.n + args.n0) / total, abst, len(recs)))
-            # deterministic Lipschitz certificates of the same model, for comparison
-            b = lip.product_bound(graph)
-            rg, rl = [], []
-            for i in idx[: min(len(idx), 50)]:
-                g_r = lip.certified_radius(graph, xte[i], b)
-                l_r = lip.local_certified_radius(graph, xte[i], b, "crown")
-                ok = g_r.prediction == yte[i]
-                rg.append(g_r.l2 if ok else -1.0)
-                rl.append(l_r.l2 if ok else -1.0)
-            lip_rows.append((sigma, b.L, rg, rl))
 
+def lipschitz_radii(graph, xte, yte, idx) -> tuple:
+    """Deterministic Lipschitz certificates of the same model, for comparison: ``(L, global radii, local radii)``
+    of the first 50 examples of ``idx`` (-1 where the prediction is wrong)."""
+    b = product_bound(graph)
+    rg, rl = [], []
+    for i in idx[: min(len(idx), 50)]:
+        g_r = certified_radius(graph, xte[i], b)
+        l_r = local_certified_radius(graph, xte[i], b, "crown")
+        ok = g_r.prediction == yte[i]
+        rg.append(g_r.l2 if ok else -1.0)
+        rl.append(l_r.l2 if ok else -1.0)
+    return b.L, rg, rl
+
+
+def run_sigma(args, sigma: float, data, idx, d: str) -> tuple:
+    """Train, export and certify at one ``sigma``: ``(records, summary row, Lipschitz row)``."""
+    xtr, ytr, xte, yte = data
+    t0 = time.perf_counter()
+    model = make_mlp(hidden=tuple(args.hidden), seed=0)
+    train_noisy(model, xtr, ytr, sigma, epochs=args.epochs, seed=0)
+    t_train = time.perf_counter() - t0
+    path = os.path.join(d, f"mlp_sigma{sigma}.onnx")
+    export_onnx(model, path, (64,))
+    graph = load_onnx(path, device=args.device)
+    clean = accuracy(model, xte, yte)
+    log(f"sigma={sigma}: trained in {t_train:.1f} s, clean test accuracy {clean:.3f}")
+    sps, t_one = throughput(graph, xte[0], sigma, args.n, args.n0, args.batch, args.threads)
+    log(f"  throughput {sps:,.0f} samples/s ({t_one:.3f} s for n0+n={args.n0 + args.n})")
+    t0 = time.perf_counter()
+    params = SmoothingParams(sigma, args.n0, args.n, args.alpha, args.batch, threads=args.threads)
+    recs = certify_dataset(graph, xte, yte, params, indices=idx)
+    total = time.perf_counter() - t0
+    times = [r.time_s for r in recs]
+    abst = sum(r.predict == -1 for r in recs)
+    summary = (sigma, clean, sps, statistics.mean(times), statistics.median(times),
+               len(recs) * (args.n + args.n0) / total, abst, len(recs))
+    return recs, summary, (sigma, *lipschitz_radii(graph, xte, yte, idx))
+
+
+def print_tables(summary, curves, lip_rows) -> None:
     print("\n## throughput and time per example")
     print(f"{'sigma':>6} {'clean acc':>9} {'samples/s (1 ex)':>17} {'s/example mean':>15} {'median':>8} "
           f"{'samples/s (set)':>16} {'abstain':>8}")
@@ -158,21 +164,45 @@ def main(argv=None) -> int:
             arr = np.array(rs)
             print(name.ljust(22) + "".join(f"{np.mean(arr >= r):<10.3f}" for r in RADII))
         print(f"  (sigma={sigma:g}: product bound L <= {L:.4g})")
+
+
+def print_lipsdp(args, xtr, ytr) -> None:
+    log("LipSDP vs product bound:")
+    small = make_mlp(hidden=(32,), seed=0)
+    train_noisy(small, xtr, ytr, 0.25, epochs=30, seed=0)
+    rows = lipsdp_table(args.sdp_time_limit, small)
+    print("\n## LipSDP-Neuron vs product of layer norms (global l2 Lipschitz bound)")
+    print(f"{'network':<28} {'product':>10} {'time':>7} {'LipSDP':>10} {'time':>7} {'ratio':>6} "
+          f"{'sampled max |J|':>16}")
+    for name, pL, tp, sL, ts, how, smp in rows:
+        print(f"{name:<28} {pL:>10.4g} {tp:>6.2f}s {sL:>10.4g} {ts:>6.1f}s {pL / sL:>6.2f} {smp:>16.4g}"
+              + ("" if how == "lipsdp" else f"  ({how}: fell back)"))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    data = load_digits_split()
+    xtr, ytr, xte, yte = data
+    idx = list(range(min(args.examples, len(xte))))
+    curves, summary, lip_rows = {}, [], []
+    arch = "-".join(map(str, args.hidden))
+    print(f"# randomized smoothing on sklearn digits (64 inputs, 10 classes); MLP 64-{arch}-10")
+    print(f"# n0={args.n0}, n={args.n}, alpha={args.alpha}, {len(idx)} test examples per sigma, "
+          f"device={args.device}, sampling threads={args.threads or torch.get_num_threads()}, "
+          f"cpu count={os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as d:
+        for sigma in args.sigmas:
+            recs, row, lip_row = run_sigma(args, sigma, data, idx, d)
+            curves[f"sigma={sigma:g}"] = recs
+            summary.append(row)
+            lip_rows.append(lip_row)
+    print_tables(summary, curves, lip_rows)
     if args.plot:
         plot_certified_accuracy(curves, args.plot, max_radius=max(RADII),
                                 title="Smoothed MLP on sklearn digits")
         log(f"wrote {args.plot}")
     if not args.no_lipsdp:
-        log("LipSDP vs product bound:")
-        small = make_mlp(hidden=(32,), seed=0)
-        train_noisy(small, xtr, ytr, 0.25, epochs=30, seed=0)
-        rows = lipsdp_table(args.sdp_time_limit, small)
-        print("\n## LipSDP-Neuron vs product of layer norms (global l2 Lipschitz bound)")
-        print(f"{'network':<28} {'product':>10} {'time':>7} {'LipSDP':>10} {'time':>7} {'ratio':>6} "
-              f"{'sampled max |J|':>16}")
-        for name, pL, tp, sL, ts, how, smp in rows:
-            print(f"{name:<28} {pL:>10.4g} {tp:>6.2f}s {sL:>10.4g} {ts:>6.1f}s {pL / sL:>6.2f} {smp:>16.4g}"
-                  + ("" if how == "lipsdp" else f"  ({how}: fell back)"))
+        print_lipsdp(args, xtr, ytr)
     return 0
 
 

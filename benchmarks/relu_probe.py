@@ -6,9 +6,10 @@ import torch
 
 sys.path.insert(0, ".")
 from frontends.load import load_problem
+from verifier.bab.common import RegionTask
 from verifier.bab.relu_split import relu_split_region
 from verifier.ir.deadline import Deadline
-from verifier.settings.bab import BaBSettings
+from verifier.settings import BaBSettings, BoundSettings
 
 torch.set_num_threads(1)
 bench, T = "../shared/benchmarks", float(sys.argv[1])
@@ -19,5 +20,7 @@ for arg in sys.argv[3:]:
         st = {}
         t = time.time()
         s = BaBSettings(relu_alpha_iters=it)
-        outs = [relu_split_region(p, lo, hi, idx, s, Deadline(T), st)[0] for lo, hi, idx in p.spec.regions()]
-        print(f"{net} {prop} iters={it} {outs} root={st.get('root_bound'):.4g} domains={st.get('domains')} {time.time()-t:.1f}s", flush=True)
+        outs = [relu_split_region(RegionTask(p, lo, hi, idx, s, BoundSettings()), Deadline(T), st).status
+                for lo, hi, idx in p.spec.regions()]
+        print(f"{net} {prop} iters={it} {outs} root={st.get('root_bound'):.4g} domains={st.get('domains')} "
+              f"{time.time() - t:.1f}s", flush=True)

@@ -59,7 +59,8 @@ def check_counterexample(run_model, spec: Spec, x: np.ndarray, y: np.ndarray, x_
     """The competition checker's rules: X in a box within x_tol, the model's output on X matches the
     printed Y within relative ``rel``, and the output meets a disjunct within y_tol."""
     if x.size != spec.n_inputs or y.size != spec.n_outputs:
-        return False, f"counterexample has {x.size} inputs / {y.size} outputs, spec wants {spec.n_inputs}/{spec.n_outputs}"
+        return False, (f"counterexample has {x.size} inputs / {y.size} outputs, "
+                       f"spec wants {spec.n_inputs}/{spec.n_outputs}")
     y_model = run_model(x)
     if not np.allclose(y_model, y, rtol=rel, atol=rel * 1e-2):
         return False, f"printed Y differs from the model's output (max diff {np.max(np.abs(y_model - y)):.3g})"

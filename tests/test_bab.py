@@ -68,8 +68,8 @@ def conv_milp_case(tmp_path, seed):
     unstable ReLUs."""
     from conftest import make_conv
 
-    from backends.base import SolveStatus, make_solver
-    from backends.encoder import encode_network
+    from backends.encoding import encode_network
+    from backends.solvers import SolveStatus, make_solver
     from verifier.bounds import intermediate_bounds
 
     model = make_conv(seed, c=2, hw=8, n_out=4)
@@ -279,8 +279,9 @@ def test_input_split_resumes_from_the_open_boxes(tmp_path, seed):
     """A search stopped after a few rounds hands over its open boxes; resuming from them must
     reach the same answer as the exact optimum says: unsat below it, a validated sat above it
     (a lost box could turn the second into a wrong unsat)."""
-    from verifier.bab.common import Outcome
+    from verifier.bab.common import Outcome, RegionTask
     from verifier.bab.input_split import input_split_region
+    from verifier.settings import BoundSettings
 
     path, lo, hi, c, best = make_case(tmp_path, seed)
     settings = BaBSettings(batch=2)  # two boxes per round: several rounds even on this small net
@@ -289,14 +290,15 @@ def test_input_split_resumes_from_the_open_boxes(tmp_path, seed):
     for d, want in ((best - margin, Outcome.PROVEN), (best + margin, Outcome.FALSIFIED)):
         p = problem_for(tmp_path, path, lo, hi, c, d, "resume")
         (rlo, rhi, idx), = p.spec.regions()
-        frontier: dict = {}
-        outcome, cex = input_split_region(p, rlo, rhi, idx, settings, _CountingDeadline(3), {}, frontier)
-        if outcome == Outcome.OPEN:
-            assert frontier["LO"].shape[0] >= 1
+        task = RegionTask(p, rlo, rhi, idx, settings, BoundSettings())
+        found = input_split_region(task, _CountingDeadline(3), {})
+        if found.status == Outcome.OPEN:
+            assert found.out_of_time and found.open_boxes.lo.shape[0] >= 1
             handed_over += 1
-            outcome, cex = input_split_region(p, rlo, rhi, idx, settings, Deadline(30), {}, frontier)
-        assert outcome == want, (seed, d, best, outcome)
+            found = input_split_region(task, Deadline(30), {}, resume=found.open_boxes)
+        assert found.status == want, (seed, d, best, found.status)
         if want == Outcome.FALSIFIED:
+            cex = found.counterexample
             assert cex.validated and c @ cex.y <= d
     assert handed_over >= 1, "the stopped search never left open boxes: the test exercised nothing"
 
@@ -305,7 +307,7 @@ def test_warm_start_of_slopes_and_split_multipliers_resumes_the_best_bound():
     """``optimise_slopes`` started from an earlier run's best slopes and split multipliers evaluates
     their bound first: what ReLU splitting's children inherit from their parent's optimisation."""
     from verifier.bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
-    from verifier.bounds.linear import concretize_lower
+    from verifier.bounds.linear import LinearObjective, SlopeMemory, Steps, concretize_lower
     from verifier.bounds.objective import optimise_slopes
 
     g = graph_from_onnx(make_fc(3, sizes=(4, 12, 12, 12, 2)), dtype=F64)
@@ -327,16 +329,17 @@ def test_warm_start_of_slopes_and_split_multipliers_resumes_the_best_bound():
     _, Ax, bias = backward_lower(g, g.output_name, A0, lo, hi, pre, return_linear=True)
     lb0, tol0 = concretize_lower(Ax, bias, lo, hi, d, F64)
     alphas, betas = {}, {}
-    lb1, _, _ = optimise_slopes(g, A0, d, lo, hi, pre, lb0, tol0, 40, lr=0.3, signs=sgn, best_alphas=alphas,
-                                best_betas=betas)
+    obj = LinearObjective(g, A0, d, lo, hi, pre)
+    lb1, _, _ = optimise_slopes(obj, lb0, tol0, Steps(40, 0.3), signs=sgn,
+                                memory=SlopeMemory(best_alphas=alphas, best_betas=betas))
     assert bool((lb1 > lb0 + 1e-6).any()), (lb0, lb1)  # the optimisation did something to resume
     assert any(bool((b > 0).any()) for b in betas.values())  # multipliers of the splits were used
     worst = torch.full_like(lb0, -1e9)
-    lb2, _, _ = optimise_slopes(g, A0, d, lo, hi, pre, worst, torch.zeros_like(tol0), 1, lr=0.3, signs=sgn,
-                                init_alphas=alphas, init_betas=betas)
+    lb2, _, _ = optimise_slopes(obj, worst, torch.zeros_like(tol0), Steps(1, 0.3), signs=sgn,
+                                memory=SlopeMemory(init_alphas=alphas, init_betas=betas))
     assert torch.allclose(lb2, lb1, atol=1e-9), (lb1, lb2)
-    cold, _, _ = optimise_slopes(g, A0, d, lo, hi, pre, worst, torch.zeros_like(tol0), 1, lr=0.3, signs=sgn,
-                                 init_alphas=alphas)  # the slopes alone, multipliers from zero
+    cold, _, _ = optimise_slopes(obj, worst, torch.zeros_like(tol0), Steps(1, 0.3), signs=sgn,
+                                 memory=SlopeMemory(init_alphas=alphas))  # the slopes alone, multipliers from zero
     assert bool((cold < lb1 - 1e-6).any()), (cold, lb1)
 
 
@@ -378,8 +381,8 @@ def test_relu_split_on_a_disjunction_matches_milp_per_disjunct(tmp_path, seed):
     ReLU splitting: tens of thousands of domains, a sixth of them decided by LP; input splitting,
     which ``auto`` picks for 6 inputs, proves each of their disjuncts within 30 s.)"""
     pytest.importorskip("highspy", reason="the exact optima come from HiGHS")
-    from backends.base import SolveStatus, make_solver
-    from backends.encoder import encode_network
+    from backends.encoding import encode_network
+    from backends.solvers import SolveStatus, make_solver
     from verifier.bounds import intermediate_bounds
 
     model = make_fc(seed, sizes=(6, 12, 12, 4))
@@ -407,7 +410,8 @@ def test_relu_split_on_a_disjunction_matches_milp_per_disjunct(tmp_path, seed):
 
     settings = BaBSettings(input_split_max_dim=0)
     margins = [(0.01 + 0.01 * k) * (1 + abs(b)) for k, b in enumerate(best)]
-    r = run_bab(spec([b - m for b, m in zip(best, margins)], "unreachable"), replace(OPTS, bab=replace(settings, attack_first=False)), Deadline(60))
+    opts = replace(OPTS, bab=replace(settings, attack_first=False))
+    r = run_bab(spec([b - m for b, m in zip(best, margins)], "unreachable"), opts, Deadline(60))
     assert r.verdict is Verdict.UNSAT, (seed, best, r.summary(), r.stats)
     reach = [b - m for b, m in zip(best, margins)]
     reach[1] = best[1] + margins[1]  # the second disjunct holds near its minimiser
@@ -426,7 +430,8 @@ def test_fsb_child_bounds_started_at_the_split_layer_equal_full_passes(tmp_path,
 
     from verifier.bab.branching import babsr_scores
     from verifier.bab.common import Rows
-    from verifier.bab.relu_split import _fsb_child_bounds
+    from verifier.bab.domains import Domains, Region, Splits
+    from verifier.bab.smart_branching import fsb_child_bounds
     from verifier.bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
 
     model = {"fc": lambda: make_fc(4, sizes=(5, 10, 10, 10, 3)), "conv": lambda: make_conv(2, c=2, hw=8, n_out=3),
@@ -466,13 +471,14 @@ def test_fsb_child_bounds_started_at_the_split_layer_equal_full_passes(tmp_path,
                         xl.expand(B, -1), xh.expand(B, -1), pre, record=record)
     grp_ok = torch.zeros(B, len(rows.groups), dtype=torch.bool)
     grp_ok[0, 0] = True  # one group already proven on the first domain: its rows are not bounded there
-    scores, layout = babsr_scores(g, pre, record, lb, rows, grp_ok)
+    region = Region(g, rows, xl, xh)
+    scores, layout = babsr_scores(region, Domains(pre, sgn, lb=lb, ok=grp_ok, record=record))
     top = scores.topk(min(6, scores.shape[1]), dim=1)
     dom = torch.arange(B).repeat_interleave(2 * top.indices.shape[1])
     flat = top.indices.repeat_interleave(2, dim=1).reshape(-1)
     active = torch.tensor([True, False]).repeat(flat.numel() // 2)
-    args = (g, rows, xl, xh, pre, alphas, layout, dom, flat, active, grp_ok, betas, sgn)
-    part, full = _fsb_child_bounds(*args, partial=True), _fsb_child_bounds(*args, partial=False)
+    args = (region, Domains(pre, sgn, alphas, betas, ok=grp_ok), layout, Splits(dom, flat, active))
+    part, full = fsb_child_bounds(*args, partial=True), fsb_child_bounds(*args, partial=False)
     assert torch.equal(torch.isinf(part), torch.isinf(full)) and bool(torch.isinf(full[dom == 0, 0]).all())
     fin = torch.isfinite(full)
     assert bool(fin.any())

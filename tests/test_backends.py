@@ -16,10 +16,11 @@ import torch
 from conftest import BENCH, ZOO, make_fc, make_residual, needs_bench, read_expected, save
 
 import backends
-from backends.base import SolveStatus, get_backend, get_solver, make_solver
+from backends.backend import get_backend
 from backends.dual import dual_network_bound
-from backends.encoder import LinearModel, encode_network, safe_lp_bound
+from backends.encoding import LinearModel, encode_network, safe_lp_bound
 from backends.runner import run_backend
+from backends.solvers import SolveStatus, get_solver, make_solver
 from frontends.load import load_problem
 from frontends.onnx.loader import load_onnx
 from frontends.onnx.reference import OnnxReference
@@ -175,7 +176,8 @@ def _cross_check(graph, lo, hi, C, d, solvers=SOLVERS, tol=1e-6):
     assert crown - tol <= alpha_all <= m + tol, "alpha-CROWN (all layers) below CROWN or above the MILP optimum"
     for s, v in milp.items():
         assert v == pytest.approx(m, abs=1e-5, rel=1e-5), f"{s} disagrees with highs: {v} vs {m}"
-    return dict(crown=crown, alpha=alpha, alpha_all=alpha_all, dual=dual, lp=lp, milp=m, best=best, **{f"milp_{k}": v for k, v in milp.items()})
+    return dict(crown=crown, alpha=alpha, alpha_all=alpha_all, dual=dual, lp=lp, milp=m, best=best,
+                **{f"milp_{k}": v for k, v in milp.items()})
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -229,7 +231,8 @@ def test_milp_verdicts_sat_and_unsat(tmp_path, solver):
     # a disjunction: unsafe if either disjunct is met; one unreachable, one reachable -> sat
     spec = Spec(3, 2, (Disjunct(lo, hi, c[None], np.array([m - 0.05])),
                        Disjunct(lo * 0.5, hi * 0.5, -c[None], np.array([10.0]))))
-    r = run_backend("milp", Problem(graph32, spec, str(path), reference=OnnxReference(path)), VerifyOptions(solver=solver), Deadline(60))
+    prob = Problem(graph32, spec, str(path), reference=OnnxReference(path))
+    r = run_backend("milp", prob, VerifyOptions(solver=solver), Deadline(60))
     assert r.verdict == Verdict.SAT and r.counterexample.disjunct == 1
 
 

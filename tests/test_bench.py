@@ -1,4 +1,4 @@
-"""Tests of the benchmark runner (verifier/bench.py), scoring and plots (verifier/scoring.py), `verify bench`.
+"""Tests of the benchmark runner (verifier/bench/), scoring and plots (verifier/bench/scoring.py), `verify bench`.
 
 Every instance runs in a real `python -m verifier.cli` subprocess, so these tests use the tiny
 `test` benchmark, one ACAS Xu instance and fast methods (crown, attack).
@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from frontends.result_file import parse_result_text
-from verifier.bench import runner as bench
 from verifier.bench import scoring
+from verifier.bench.instances import BenchError, find_instances_csv, instance_key, read_instances, select
+from verifier.bench.job import Job, run_job
+from verifier.bench.runner import BenchConfig, run_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -34,7 +36,7 @@ def read_csv(path: Path) -> list[dict]:
 
 
 def expected_of(folder: Path) -> dict:
-    return {bench.instance_key(r["onnx"], r["vnnlib"]): r["expected"] for r in read_csv(folder / "expected.csv")}
+    return {instance_key(r["onnx"], r["vnnlib"]): r["expected"] for r in read_csv(folder / "expected.csv")}
 
 
 def verify_bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -47,37 +49,37 @@ def test_read_instances_skips_header_comments_and_selects(tmp_path):
     (tmp_path / "instances.csv").write_text(
         "onnx,vnnlib,timeout\n# a comment\n\nonnx/a.onnx,vnnlib/p1.vnnlib,60\n"
         "./onnx/b.onnx.gz,vnnlib/p2.vnnlib.gz,30.5\nonnx/c.onnx,vnnlib/p1.vnnlib,10\n")
-    inst = bench.read_instances(bench.find_instances_csv(tmp_path))
+    inst = read_instances(find_instances_csv(tmp_path))
     assert [(i.onnx, i.vnnlib, i.timeout_s) for i in inst] == [
         ("onnx/a.onnx", "vnnlib/p1.vnnlib", 60.0), ("./onnx/b.onnx.gz", "vnnlib/p2.vnnlib.gz", 30.5),
         ("onnx/c.onnx", "vnnlib/p1.vnnlib", 10.0)]
     assert inst[1].key == ("onnx/b.onnx", "vnnlib/p2.vnnlib")  # keys as instances.csv names them
-    assert [i.onnx for i in bench.select(inst, "p1")] == ["onnx/a.onnx", "onnx/c.onnx"]
-    assert [i.onnx for i in bench.select(inst, "p1", first=1)] == ["onnx/a.onnx"]
+    assert [i.onnx for i in select(inst, "p1")] == ["onnx/a.onnx", "onnx/c.onnx"]
+    assert [i.onnx for i in select(inst, "p1", first=1)] == ["onnx/a.onnx"]
     (tmp_path / "instances.csv").write_text("a.onnx,b.vnnlib,60\nc.onnx,d.vnnlib,soon\n")
-    with pytest.raises(bench.BenchError, match=r"instances.csv:2: timeout 'soon'"):
-        bench.read_instances(tmp_path / "instances.csv")
-    with pytest.raises(bench.BenchError, match="not found"):
-        bench.find_instances_csv(tmp_path / "nowhere")
+    with pytest.raises(BenchError, match=r"instances.csv:2: timeout 'soon'"):
+        read_instances(tmp_path / "instances.csv")
+    with pytest.raises(BenchError, match="not found"):
+        find_instances_csv(tmp_path / "nowhere")
 
 
 # --------------------------------------------------------------------------- isolation
 @needs_bench
 def test_a_hung_or_crashing_verifier_affects_only_its_instance():
     """The runner's kill and crash handling, driven by stand-in processes (no torch import: fast)."""
-    job = bench.Job(onnx="test_nano.onnx", vnnlib="test_nano.vnnlib", model_path=str(TEST_BENCH / "test_nano.onnx"),
-                    spec_path=str(TEST_BENCH / "test_nano.vnnlib"), timeout_s=0.5, method="crown", grace_s=0.5)
+    job = Job(onnx="test_nano.onnx", vnnlib="test_nano.vnnlib", model_path=str(TEST_BENCH / "test_nano.onnx"),
+              spec_path=str(TEST_BENCH / "test_nano.vnnlib"), timeout_s=0.5, method="crown", grace_s=0.5)
     t0 = time.monotonic()
-    hung = bench.run_job(bench.Job(**{**job.__dict__, "command": (sys.executable, "-c", "import time; time.sleep(60)")}))
+    hung = run_job(Job(**{**job.__dict__, "command": (sys.executable, "-c", "import time; time.sleep(60)")}))
     assert hung["verdict"] == "timeout" and "killed after" in hung["reason"]
     assert time.monotonic() - t0 < 10
-    crash = bench.run_job(bench.Job(**{**job.__dict__, "command": (
+    crash = run_job(Job(**{**job.__dict__, "command": (
         sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")}))
     assert crash["verdict"] == "error" and "SIGKILL" in crash["reason"] and "out of memory" in crash["reason"]
-    failed = bench.run_job(bench.Job(**{**job.__dict__, "command": (
+    failed = run_job(Job(**{**job.__dict__, "command": (
         sys.executable, "-c", "import sys; print('boom: bad weights', file=sys.stderr); sys.exit(3)")}))
     assert failed["verdict"] == "error" and "code 3" in failed["reason"] and "boom: bad weights" in failed["reason"]
-    garbage = bench.run_job(bench.Job(**{**job.__dict__, "command": (
+    garbage = run_job(Job(**{**job.__dict__, "command": (
         sys.executable, "-c", "import sys; open(sys.argv[sys.argv.index('--result-file') + 1], 'w').write('maybe')",
     )}))
     assert garbage["verdict"] == "error" and "unreadable result file" in garbage["reason"]
@@ -86,10 +88,10 @@ def test_a_hung_or_crashing_verifier_affects_only_its_instance():
 @needs_bench
 def test_memory_limit_turns_an_oversized_run_into_error():
     """A real verifier process under a 150 MB address-space limit cannot even load torch: error, not a crash."""
-    job = bench.Job(onnx="test_nano.onnx", vnnlib="test_nano.vnnlib", model_path=str(TEST_BENCH / "test_nano.onnx"),
-                    spec_path=str(TEST_BENCH / "test_nano.vnnlib"), timeout_s=20, method="crown", grace_s=10,
-                    memory_limit_mb=150)
-    row = bench.run_job(job)
+    job = Job(onnx="test_nano.onnx", vnnlib="test_nano.vnnlib", model_path=str(TEST_BENCH / "test_nano.onnx"),
+              spec_path=str(TEST_BENCH / "test_nano.vnnlib"), timeout_s=20, method="crown", grace_s=10,
+              memory_limit_mb=150)
+    row = run_job(job)
     assert row["verdict"] == "error"
     assert row["reason"] and row["_result_text"] is None
 
@@ -121,9 +123,9 @@ def test_bad_instances_become_error_rows_and_the_run_completes(tmp_path):
     op = _unsupported_op_model(b / "unsupported.onnx")
     (b / "instances.csv").write_text("missing.onnx,good.vnnlib,20\ngood.onnx,broken.vnnlib,20\n"
                                      "unsupported.onnx,good.vnnlib,20\ngood.onnx,good.vnnlib,20\n")
-    cfg = bench.BenchConfig(bench=str(b), out=str(tmp_path / "out"), method="crown", workers=2, grace=20,
-                            progress=False)
-    run = bench.run_bench(cfg)
+    cfg = BenchConfig(bench=str(b), out=str(tmp_path / "out"), method="crown", workers=2, grace=20,
+                      progress=False)
+    run = run_bench(cfg)
     assert not run.interrupted and len(run.new_rows) == 4
     rows = {r["onnx"] + "," + r["vnnlib"]: r for r in read_csv(cfg.csv_path)}
     assert set(rows) == {"missing.onnx,good.vnnlib", "good.onnx,broken.vnnlib", "unsupported.onnx,good.vnnlib",
@@ -177,7 +179,7 @@ def test_interrupted_run_resumes_without_redoing_instances(test_bench_run):
     keys = [(r["onnx"], r["vnnlib"]) for r in rows]
     assert len(rows) == N_SUBSET and len(set(keys)) == N_SUBSET
     assert rows[:len(first)] == first  # the rows from before are kept as they were
-    instances = {i.key for i in bench.select(bench.read_instances(TEST_BENCH / "instances.csv"), SUBSET)}
+    instances = {i.key for i in select(read_instances(TEST_BENCH / "instances.csv"), SUBSET)}
     assert set(keys) == instances and len(instances) == N_SUBSET
     for r in rows:
         assert r["method"] == "crown" and float(r["timeout_s"]) == 60.0 and float(r["time_s"]) > 0
@@ -280,10 +282,10 @@ def test_acasxu_instance_scored_and_plotted_against_competition_tools(tmp_path):
 @needs_bench
 def test_ray_dispatch_on_a_local_instance(tmp_path):
     ray = pytest.importorskip("ray", reason="ray is an optional dependency (pip install ray); not installed")
-    cfg = bench.BenchConfig(bench=str(TEST_BENCH), out=str(tmp_path / "ray"), method="crown", workers=1,
-                            pattern="test_nano", ray_address="local", progress=False)
+    cfg = BenchConfig(bench=str(TEST_BENCH), out=str(tmp_path / "ray"), method="crown", workers=1,
+                      pattern="test_nano", ray_address="local", progress=False)
     try:
-        run = bench.run_bench(cfg)
+        run = run_bench(cfg)
     finally:
         ray.shutdown()
     rows = read_csv(cfg.csv_path)
@@ -291,7 +293,7 @@ def test_ray_dispatch_on_a_local_instance(tmp_path):
     assert rows[0]["onnx"] == "test_nano.onnx" and rows[0]["verdict"] == "unsat"
     assert (Path(cfg.out) / rows[0]["result_file"]).read_text().startswith("unsat")
     # resume semantics are the same: nothing left to do, and ray is not even started
-    again = bench.run_bench(cfg)
+    again = run_bench(cfg)
     assert again.new_rows == [] and again.skipped == 1 and not ray.is_initialized()
 
 

@@ -16,7 +16,8 @@ from frontends.load import load_problem
 from frontends.onnx.loader import graph_from_onnx
 from verifier.bab.branching import babsr_scores, child_gains, gradient_scores
 from verifier.bab.common import Rows
-from verifier.bab.relu_split import _fsb_child_bounds
+from verifier.bab.domains import Domains, Region, Splits
+from verifier.bab.smart_branching import fsb_child_bounds
 from verifier.bounds.crown import backward_lower, intermediate_bounds, pre_activation_nodes
 
 F64 = torch.float64
@@ -58,7 +59,8 @@ def test_gradient_score_is_the_exact_gain_where_the_bound_is_linear(tmp_path, se
     lb = backward_lower(g, g.output_name, A0, xl.expand(B, -1), xh.expand(B, -1), pre, alphas,
                         extra={p: -betas[p] * sg.unsqueeze(1).to(F64)}) - rows.d
     grp_ok = torch.zeros(B, len(rows.groups), dtype=torch.bool)
-    scores, layout = gradient_scores(g, rows, xl, xh, pre, alphas, betas, {p: sg}, lb, grp_ok)
+    region = Region(g, rows, xl, xh)
+    scores, layout = gradient_scores(region, Domains(pre, {p: sg}, alphas, betas, lb, ok=grp_ok))
     n = scores.shape[1]
     assert layout == [(p, n)]
     assert scores[0, 0] == -1 and scores[1, 1] == -1  # split neurons are stable: not candidates
@@ -67,13 +69,13 @@ def test_gradient_score_is_the_exact_gain_where_the_bound_is_linear(tmp_path, se
     dom = torch.tensor([b for b, _ in cand for _ in (0, 1)])
     flat = torch.tensor([j for _, j in cand for _ in (0, 1)])
     active = torch.tensor([True, False]).repeat(len(cand))
-    child = _fsb_child_bounds(g, rows, xl, xh, pre, alphas, layout, dom, flat, active, grp_ok, betas, {p: sg},
-                              partial=False).reshape(len(cand), 2, K)
+    child = fsb_child_bounds(region, Domains(pre, {p: sg}, alphas, betas, ok=grp_ok), layout, Splits(dom, flat, active),
+                             partial=False).reshape(len(cand), 2, K)
     gains = child - lb[dom[::2]].unsqueeze(1)  # (candidates, child, rows)
     # each child's estimated gain, on every row, is its exact gain
     bi = torch.tensor([b for b, _ in cand for _ in range(K)])
     ki = torch.arange(K).repeat(len(cand))
-    est = child_gains(g, rows, xl, xh, pre, alphas, betas, {p: sg}, bi, ki)[p]
+    est = child_gains(region, Domains(pre, {p: sg}, alphas, betas), bi, ki)[p]
     jj = torch.tensor([j for _, j in cand for _ in range(K)])
     rr = torch.arange(len(cand) * K)
     for side in (0, 1):
@@ -107,8 +109,9 @@ def test_scores_mark_exactly_the_unstable_neurons(tmp_path, seed):
     grp_ok = torch.zeros(1, len(rows.groups), dtype=torch.bool)
     unstable = torch.cat([((pre[q][0] < 0) & (pre[q][1] > 0)).reshape(1, -1) for q in pnodes], 1)
     assert bool(unstable.any()) and not bool(unstable.all())
-    gs, layout = gradient_scores(g, rows, xl, xh, pre, {}, {}, {}, lb, grp_ok)
-    bs, layout_b = babsr_scores(g, pre, record, lb, rows, grp_ok)
+    region = Region(g, rows, xl, xh)
+    gs, layout = gradient_scores(region, Domains(pre, {}, {}, {}, lb, ok=grp_ok))
+    bs, layout_b = babsr_scores(region, Domains(pre, {}, lb=lb, ok=grp_ok, record=record))
     assert layout == layout_b
     for s in (gs, bs):
         assert torch.equal(s >= 0, unstable) and bool(torch.isfinite(s).all())

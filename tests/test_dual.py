@@ -6,10 +6,10 @@ import pytest
 import torch
 from conftest import BENCH, ZOO, make_fc, make_residual, needs_bench, read_expected
 
-from backends.base import get_solver
 from backends.dual import dual_network_bound, relu_slopes, wk_intermediate_bounds
-from backends.encoder import encode_network
+from backends.encoding import encode_network
 from backends.runner import run_backend
+from backends.solvers import get_solver
 from frontends.load import load_problem
 from frontends.onnx.loader import graph_from_onnx
 from verifier.bounds import intermediate_bounds
@@ -107,7 +107,8 @@ def test_wk_intermediate_bounds_are_valid():
 
 
 def test_dual_backend_with_own_bounds_and_certificate():
-    from backends.base import compute_core_bounds, get_backend
+    from backends.backend import get_backend
+    from backends.core_bounds import compute_core_bounds
     from verifier.ir.spec import Disjunct, Spec
 
     graph = _graph(make_fc(4, sizes=(3, 8, 8, 2)))

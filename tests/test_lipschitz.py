@@ -1,5 +1,5 @@
-"""Tests of the Lipschitz certificates (verifier/lipschitz.py, lipsdp.py, clever.py), the fast path and
-`verify lipschitz`."""
+"""Tests of the Lipschitz certificates (verifier/certificates/lipschitz/: the product, local and LipSDP bounds,
+CLEVER), the fast path and `verify lipschitz`."""
 from __future__ import annotations
 
 import argparse
@@ -12,11 +12,15 @@ import torch
 from frontends.load import load_problem
 from frontends.onnx.loader import load_onnx
 from frontends.vnnlib.v1 import parse_vnnlib
-from verifier.certificates.lipschitz import analysis as L
+from verifier.certificates.lipschitz.analysis import product_bound
 from verifier.certificates.lipschitz.clever import clever_estimate
+from verifier.certificates.lipschitz.evaluate import gradient_norms, logits64
 from verifier.certificates.lipschitz.fastpath import box_center_radius, lipschitz_fast_path, robustness_target
 from verifier.certificates.lipschitz.global_bound import global_lipschitz
 from verifier.certificates.lipschitz.lipsdp import lipsdp
+from verifier.certificates.lipschitz.local import local_certified_radius, local_lipschitz
+from verifier.certificates.lipschitz.norms import op_norm_upper, power_iteration
+from verifier.certificates.lipschitz.radii import certified_radius
 from verifier.certificates.smoothing.train import export_onnx, make_cnn, make_mlp
 from verifier.cli import lipschitz as cli_lipschitz
 from verifier.ir.ops import Conv
@@ -65,16 +69,16 @@ def test_conv_operator_norm_bounds(cin, cout, k, stride, pad, dil, groups, size)
     n = math.prod(shape)
     J = conv._conv(torch.eye(n, dtype=torch.float64).reshape(n, *shape), None).reshape(n, -1).T
     exact = float(torch.linalg.matrix_norm(J, ord=2))
-    upper = L.op_norm_upper(conv, shape)  # operator-based, no dense matrix
-    est = L.power_iteration(lambda x: conv._conv(x, None), shape)
+    upper = op_norm_upper(conv, shape)  # operator-based, no dense matrix
+    est = power_iteration(lambda x: conv._conv(x, None), shape)
     assert exact <= upper <= 1.2 * exact
     assert 0.99 * exact <= est <= exact * (1 + 1e-9)
 
 
 def test_dense_and_operator_paths_agree_and_bound(nets):
     g = nets["cnn"][0]
-    dense = L.product_bound(g, estimate=True)
-    op = L.product_bound(g, dense_limit=0, estimate=True)
+    dense = product_bound(g, estimate=True)
+    op = product_bound(g, dense_limit=0, estimate=True)
     assert all(l["how"] == "dense SVD" for l in dense.layers)
     assert all(l["how"] != "dense SVD" for l in op.layers)
     for a, b in zip(dense.layers, op.layers):
@@ -93,13 +97,13 @@ def test_linear_classifier_bounds_and_radius_are_exact(tmp_path):
         m.bias.copy_(torch.tensor(rng.standard_normal(4), dtype=torch.float32))
     g = _export(m, tmp_path / "lin.onnx", (6,))
     W32 = m.weight.detach().double().numpy()
-    b = L.product_bound(g)
+    b = product_bound(g)
     assert b.L == pytest.approx(np.linalg.norm(W32, 2), rel=1e-7)
     for i in range(4):
         for j in range(4):
             assert b.pair[i, j] == pytest.approx(np.linalg.norm(W32[i] - W32[j]), rel=1e-7, abs=1e-12)
     x = rng.standard_normal(6)
-    r = L.certified_radius(g, x, b)
+    r = certified_radius(g, x, b)
     z = W32 @ x + m.bias.detach().double().numpy()
     p = int(np.argmax(z))
     dists = [(z[p] - z[j]) / np.linalg.norm(W32[p] - W32[j]) for j in range(4) if j != p]
@@ -116,10 +120,10 @@ def test_linear_classifier_bounds_and_radius_are_exact(tmp_path):
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
 def test_bound_never_below_sampled_gradient_norms(nets, name):
     g = nets[name][0]
-    b = L.product_bound(g)
+    b = product_bound(g)
     rng = np.random.default_rng(1)
     X = np.concatenate([rng.random((300, g.n_inputs)), 3 * rng.standard_normal((300, g.n_inputs))])
-    s = L.gradient_norms(g, X)
+    s = gradient_norms(g, X)
     assert s["jacobian_norm"].max() <= b.L * (1 + 1e-9)
     assert np.all(s["pair"].max(0) <= b.pair * (1 + 1e-9) + 1e-12)
     assert s["jacobian_norm"].max() > 0.05 * b.L  # the sampling is not vacuous
@@ -131,14 +135,14 @@ def test_bound_never_below_sampled_gradient_norms(nets, name):
 
 def test_certified_radius_is_sound_by_sampling(nets):
     g, _ = nets["mlp"]
-    b = L.product_bound(g)
+    b = product_bound(g)
     rng = np.random.default_rng(2)
     x = rng.random(g.n_inputs)
-    r = L.certified_radius(g, x, b)
+    r = certified_radius(g, x, b)
     assert r.l2 > 0
     d = rng.standard_normal((2000, g.n_inputs))
     d *= (r.l2 / np.linalg.norm(d, axis=1, keepdims=True))
-    y = L.logits64(g, x[None, :] + d)
+    y = logits64(g, x[None, :] + d)
     assert np.all(np.argmax(y, axis=1) == r.prediction)
 
 
@@ -147,17 +151,17 @@ def test_certified_radius_is_sound_by_sampling(nets):
 @pytest.mark.parametrize("method", ["ibp", "crown"])
 def test_local_bound_never_above_global(nets, name, method):
     g = nets[name][0]
-    glob = L.product_bound(g)
+    glob = product_bound(g)
     rng = np.random.default_rng(3)
     x = rng.random(g.n_inputs)
     eps = np.array([1e-4, 1e-2, 0.1, 1.0, 100.0])
-    locs = L.local_lipschitz(g, x[None] - eps[:, None], x[None] + eps[:, None], method)
+    locs = local_lipschitz(g, x[None] - eps[:, None], x[None] + eps[:, None], method)
     for lb in locs:
         assert lb.L <= glob.L and np.all(lb.pair <= glob.pair)
     assert locs[0].L < glob.L  # on a tiny box many ReLUs are inactive: strictly tighter
     assert locs[-1].L == pytest.approx(glob.L)  # a huge box gains nothing
-    r_g = L.certified_radius(g, x, glob)
-    r_l = L.local_certified_radius(g, x, glob, method)
+    r_g = certified_radius(g, x, glob)
+    r_l = local_certified_radius(g, x, glob, method)
     assert r_l.l2 >= r_g.l2 and r_l.linf >= r_g.linf
 
 
@@ -166,9 +170,9 @@ def test_local_bound_is_valid_on_its_box(nets):
     rng = np.random.default_rng(4)
     x = rng.random(g.n_inputs)
     eps = 0.05
-    lb = L.local_lipschitz(g, x[None] - eps, x[None] + eps, "crown")[0]
+    lb = local_lipschitz(g, x[None] - eps, x[None] + eps, "crown")[0]
     P = rng.uniform(-eps, eps, (3000, g.n_inputs)) + x
-    s = L.gradient_norms(g, P)
+    s = gradient_norms(g, P)
     assert s["jacobian_norm"].max() <= lb.L * (1 + 1e-9)
     assert np.all(s["pair"].max(0) <= lb.pair * (1 + 1e-9) + 1e-12)
 
@@ -176,12 +180,12 @@ def test_local_bound_is_valid_on_its_box(nets):
 # --------------------------------------------------------------------------- LipSDP
 def test_lipsdp_tighter_than_product_and_sound(nets):
     g, _ = nets["tiny"]
-    prod = L.product_bound(g)
+    prod = product_bound(g)
     sdp = global_lipschitz(g, "lipsdp", time_limit=60)
     assert sdp.method == "lipsdp", sdp.message
     assert sdp.L < prod.L / 1.2  # clearly tighter on a random MLP
     rng = np.random.default_rng(5)
-    s = L.gradient_norms(g, 2 * rng.standard_normal((3000, g.n_inputs)))
+    s = gradient_norms(g, 2 * rng.standard_normal((3000, g.n_inputs)))
     assert s["jacobian_norm"].max() <= sdp.L * (1 + 1e-9)
     assert np.all(sdp.pair <= prod.pair + 1e-12)
 
@@ -202,7 +206,7 @@ def test_lipsdp_falls_back_when_out_of_time(nets):
     g, _ = nets["mlp"]
     res = global_lipschitz(g, "lipsdp", time_limit=1e-4)
     assert res.method == "product" and "LipSDP" in res.message
-    assert res.L == pytest.approx(L.product_bound(g).L)
+    assert res.L == pytest.approx(product_bound(g).L)
 
 
 # --------------------------------------------------------------------------- fast path
@@ -224,8 +228,8 @@ def test_fast_path_unsat_when_covered_and_silent_when_not(nets, tmp_path):
     g, path = nets["mlp"]
     rng = np.random.default_rng(6)
     x = rng.random(g.n_inputs)
-    b = L.product_bound(g)
-    r = L.certified_radius(g, x, b)
+    b = product_bound(g)
+    r = certified_radius(g, x, b)
     t = r.prediction
     eps_ok = 0.9 * r.linf  # box circumradius eps sqrt(n) < r.l2
     spec = parse_vnnlib(spec_text(g.n_inputs, g.n_outputs, x - eps_ok, x + eps_ok, t))
@@ -241,7 +245,7 @@ def test_fast_path_unsat_when_covered_and_silent_when_not(nets, tmp_path):
     big = 3.0
     spec_big = parse_vnnlib(spec_text(g.n_inputs, g.n_outputs, x - big, x + big, t))
     pts = x + rng.uniform(-big, big, (5000, g.n_inputs))
-    assert np.any(np.argmax(L.logits64(g, pts), 1) != t)  # a counterexample exists
+    assert np.any(np.argmax(logits64(g, pts), 1) != t)  # a counterexample exists
     assert lipschitz_fast_path(g, spec_big) is None
     vnn.write_text(spec_text(g.n_inputs, g.n_outputs, x - big, x + big, t))
     out = get_method("lipschitz")(load_problem(path, vnn), VerifyOptions(), Deadline(30))
@@ -254,10 +258,10 @@ def test_fast_path_unsat_when_covered_and_silent_when_not(nets, tmp_path):
 def test_fast_path_uses_actual_half_widths_of_a_clipped_box(nets):
     g, _ = nets["mlp"]
     n = g.n_inputs
-    b = L.product_bound(g)
+    b = product_bound(g)
     x = np.zeros(n)
     x[: n // 4] = np.random.default_rng(7).random(n // 4)  # most pixels at the domain's lower end 0
-    r = L.certified_radius(g, x, b)
+    r = certified_radius(g, x, b)
     t = r.prediction
     assert r.l2 > 0
     # nominal eps: the l_inf ball's circumradius eps sqrt(n) exceeds the certified radius ...
@@ -266,7 +270,7 @@ def test_fast_path_uses_actual_half_widths_of_a_clipped_box(nets):
     c, rad = box_center_radius(lo, hi)
     assert eps * math.sqrt(n) > r.l2
     # ... but the clipped box is smaller; certify it around its own centre
-    rc = L.certified_radius(g, c, b)
+    rc = certified_radius(g, c, b)
     assert rad < rc.l2, "test set-up: the clipped box should be certifiable"
     res = lipschitz_fast_path(g, parse_vnnlib(spec_text(n, g.n_outputs, lo, hi, t)), local=None)
     assert res is not None and str(res.verdict) == "unsat"
@@ -284,7 +288,7 @@ def test_cli_lipschitz_log(nets, tmp_path, capsys):
     g, path = nets["cnn"]
     rng = np.random.default_rng(8)
     x = rng.random((3, 1, 8, 8)).astype(np.float32)
-    y = np.argmax(L.logits64(g, x.reshape(3, -1)), 1)
+    y = np.argmax(logits64(g, x.reshape(3, -1)), 1)
     y[2] = (y[2] + 1) % 10  # one wrong label
     data = tmp_path / "d.npz"
     np.savez(data, x=x, y=y)
@@ -329,7 +333,7 @@ def test_cli_lipschitz_clever_column(nets, tmp_path):
     g, path = nets["mlp"]
     rng = np.random.default_rng(9)
     x = rng.random((2, g.n_inputs)).astype(np.float32)
-    y = np.argmax(L.logits64(g, x), 1)
+    y = np.argmax(logits64(g, x), 1)
     data = tmp_path / "d.npz"
     np.savez(data, x=x, y=y)
     out = tmp_path / "r.tsv"

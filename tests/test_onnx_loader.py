@@ -1,4 +1,4 @@
-"""ONNX front end (frontends/onnx_loader.py): the loaded Graph must compute what onnxruntime computes.
+"""ONNX front end (frontends/onnx/): the loaded Graph must compute what onnxruntime computes.
 
 Every network of ../shared/benchmarks is checked on random points of its spec's input boxes
 (the vnnlib that instances.csv pairs it with), and small generated models cover the operators

@@ -43,8 +43,8 @@ def _activations(g, x):
 
 def _exact_range(g, pre, lo, hi, name, j):
     """(min, max) of neuron ``j`` of node ``name`` over the box, by HiGHS on the big-M encoding."""
-    from backends.base import SolveStatus, make_solver
-    from backends.encoder import encode_network
+    from backends.encoding import encode_network
+    from backends.solvers import SolveStatus, make_solver
     enc = encode_network(g, pre, lo, hi, "milp", stop_at=name)
     Y, y0 = enc.output
     row = Y.tocsr()[j].toarray().reshape(-1)

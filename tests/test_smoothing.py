@@ -1,4 +1,4 @@
-"""Tests of randomized smoothing (verifier/smoothing.py), its training helper and `verify smooth`."""
+"""Tests of randomized smoothing (verifier/certificates/smoothing/), its training helper and `verify smooth`."""
 from __future__ import annotations
 
 import argparse
@@ -10,20 +10,16 @@ import torch
 from scipy.stats import beta, norm
 
 from frontends.onnx.loader import load_onnx
-from verifier.certificates.smoothing.certify import (
-    ABSTAIN,
+from verifier.certificates.data import DataError, load_labelled_npz
+from verifier.certificates.smoothing.certify import ABSTAIN, certify, certify_dataset, predict
+from verifier.certificates.smoothing.plot import plot_certified_accuracy
+from verifier.certificates.smoothing.records import (
     CertifyRecord,
-    DataError,
     certified_accuracy,
-    certify,
-    certify_dataset,
-    clopper_pearson_lower,
     format_accuracy_table,
-    load_labelled_npz,
     parse_certify_log,
-    plot_certified_accuracy,
-    predict,
 )
+from verifier.certificates.smoothing.stats import clopper_pearson_lower
 from verifier.certificates.smoothing.train import (
     DIGITS_SHAPE,
     accuracy,
@@ -31,9 +27,9 @@ from verifier.certificates.smoothing.train import (
     load_digits_split,
     make_cnn,
     make_mlp,
-    torch_threads,
     train_noisy,
 )
+from verifier.certificates.threads import torch_threads
 from verifier.cli import smooth as cli_smooth
 
 

@@ -1,4 +1,4 @@
-"""Tests of the VNN-LIB 1.0 reader (frontends/vnnlib.py)."""
+"""Tests of the VNN-LIB 1.0 reader (frontends/vnnlib/: sexpr.py, v1.py, dnf.py, files.py)."""
 from __future__ import annotations
 
 import gzip
@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frontends.vnnlib.v1 import MAX_DISJUNCTS, load_vnnlib, parse_vnnlib
+from frontends.vnnlib.dnf import MAX_DISJUNCTS
+from frontends.vnnlib.v1 import load_vnnlib, parse_vnnlib
 from verifier.ir.errors import SpecError
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"

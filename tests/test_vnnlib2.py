@@ -1,4 +1,5 @@
-"""VNN-LIB 2.0: the reader (frontends/vnnlib/v2.py) and the standard's solver command line (verifier/cli/vnnlib_solver.py)."""
+"""VNN-LIB 2.0: the reader (frontends/vnnlib/v2.py) and the standard's solver command line
+(verifier/cli/vnnlib_solver.py)."""
 from __future__ import annotations
 
 import gzip
@@ -128,7 +129,8 @@ VERDICT_CASES = [  # (2.0 file, 1.0 file, model, method, timeout)
     ("test_tiny", TEST / "test_tiny.vnnlib", TEST / "test_tiny.onnx", "crown", 20),
     ("test_prop", TEST / "test_prop.vnnlib", TEST / "test_sat.onnx", "crown", 20),
     ("test_prop", TEST / "test_prop.vnnlib", TEST / "test_unsat.onnx", "crown", 20),
-    ("acasxu_prop_2", ACAS / "vnnlib" / "prop_2.vnnlib", ACAS / "onnx" / "ACASXU_run2a_2_1_batch_2000.onnx", "attack", 20),
+    ("acasxu_prop_2", ACAS / "vnnlib" / "prop_2.vnnlib", ACAS / "onnx" / "ACASXU_run2a_2_1_batch_2000.onnx", "attack",
+     20),
 ]
 
 
@@ -139,7 +141,8 @@ def test_v2_query_gives_the_v1_verdict(capsys, v2, v1, model, method, timeout):
     from verifier.api import verify
 
     r1 = verify(model, v1, method=method, timeout=timeout)
-    rc, out, err = solver(capsys, "verify", V2 / f"{v2}.vnnlib", "--network", f"{load_query(V2 / f'{v2}.vnnlib').network.name}={model}",
+    name = load_query(V2 / f"{v2}.vnnlib").network.name
+    rc, out, err = solver(capsys, "verify", V2 / f"{v2}.vnnlib", "--network", f"{name}={model}",
                           "--method", method, "--timeout", timeout)
     assert rc == 0, err
     word = {"timed-out": "timeout"}.get(out[0], out[0])

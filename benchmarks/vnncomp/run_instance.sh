@@ -3,8 +3,8 @@
 # usage: run_instance.sh v1 CATEGORY ONNX_FILE VNNLIB_FILE RESULTS_FILE TIMEOUT
 #
 # The result file's first line is sat (then the counterexample), unsat, unknown, timeout or
-# error. The verifier gets TIMEOUT minus a start-up margin ($VERIFY_STARTUP_MARGIN, default 5 s,
-# for Python and torch to load) and is killed at TIMEOUT + $VERIFY_KILL_SLACK (default 10) s if
+# error. The verifier gets TIMEOUT minus a margin ($VERIFY_STARTUP_MARGIN, default 1 s; its budget
+# counts from the start of its process, Python and torch loading included) and is killed at TIMEOUT + $VERIFY_KILL_SLACK (default 10) s if
 # it overruns; a killed run writes `timeout`, a crash writes `error`. ONNX_FILE / VNNLIB_FILE may
 # be gzipped, or named without the .gz of the file on disk.
 # Environment: VERIFY_PYTHON (default python3), VERIFY_METHOD (default auto).
@@ -41,7 +41,7 @@ VNNLIB_PATH=$(resolve "$VNNLIB_FILE")
 
 PY=${VERIFY_PYTHON:-python3}
 METHOD=${VERIFY_METHOD:-auto}
-MARGIN=${VERIFY_STARTUP_MARGIN:-5}
+MARGIN=${VERIFY_STARTUP_MARGIN:-1}
 BUDGET=$(awk -v t="$TIMEOUT" -v m="$MARGIN" 'BEGIN { b = t - m; if (b < 1) b = (t < 1 ? t : 1); print b }')
 SLACK=${VERIFY_KILL_SLACK:-10}
 HARD=$(awk -v t="$TIMEOUT" -v s="$SLACK" 'BEGIN { printf "%d", t + s + 0.999 }')

@@ -1,4 +1,6 @@
-"""VNN-LIB front end: ``v1`` reads VNN-LIB 1.0, ``v2`` reads 2.0 (and ``load_spec`` either version)."""
+"""VNN-LIB front end: ``sexpr`` reads the S-expressions for both grammars, ``v1`` is VNN-LIB 1.0 (with ``dnf``
+making the spec), ``v2`` is 2.0 (with ``v2_network``), ``files`` reads plain or gzipped files; ``load_spec``
+reads either version."""
 from .v2 import load_spec
 
 __all__ = ["load_spec"]

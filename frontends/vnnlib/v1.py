@@ -1,6 +1,6 @@
-"""VNN-LIB 1.0 reader: a property file becomes a :class:`~verifier.spec.Spec`.
+"""VNN-LIB 1.0 grammar: a property file becomes a :class:`~verifier.ir.spec.Spec`.
 
-Supported (see DESIGN.md, "VNN-LIB 1.0"):
+Supported:
 
 * ``(declare-const X_i Real)`` / ``(declare-const Y_j Real)``; indices contiguous from 0.
 * ``;`` comments, statements spanning lines, plain or gzipped files.
@@ -11,68 +11,27 @@ Supported (see DESIGN.md, "VNN-LIB 1.0"):
 * A comparison on inputs must bound one ``X_i`` by a number (a box); one on outputs becomes a
   row of ``C y <= d``. Mixing X and Y in one comparison is an error.
 
-Top-level asserts are ANDed, so the result is the DNF cross product of every assert's
-disjunction (capped at :data:`MAX_DISJUNCTS`). Input bounds inside a disjunct give that disjunct
-its own box (intersected with the top-level box); disjuncts with an empty box are dropped.
-Disjuncts without local input bounds share one read-only ``lo`` / ``hi`` pair: copy before
-writing.
+The text is read by :mod:`frontends.vnnlib.sexpr` (with its fast paths for the statement forms of
+big files); each assert becomes a DNF, and :mod:`frontends.vnnlib.dnf` makes the cross product of
+the asserts into the spec (capped at :data:`~frontends.vnnlib.dnf.MAX_DISJUNCTS` disjuncts).
 
-Every problem raises :class:`~verifier.errors.SpecError` with the file and the 1-based line
+Every problem raises :class:`~verifier.ir.errors.SpecError` with the file and the 1-based line
 where the offending statement or token starts.
 """
 from __future__ import annotations
 
-import gzip
-import itertools
 import os
 import re
-import zlib
-from pathlib import Path
 
-import numpy as np
+from frontends.vnnlib.dnf import LOWER, MAX_DISJUNCTS, ROW, UPPER, Assertions, build_spec
+from frontends.vnnlib.files import read_spec_text
+from frontends.vnnlib.sexpr import Source, lexicon, read
+from verifier.ir.spec import Spec
 
-from verifier.ir.errors import SpecError
-from verifier.ir.spec import Disjunct, Spec
-
-MAX_DISJUNCTS = 100_000
-
-# One regex over the whole text. Groups 1-3 and 4-8 are fast paths for the two statement forms
-# that make up almost all of a big file; anything else goes token by token ('(', ')', atom).
-_TOKEN = re.compile(
-    r"(\(\s*declare-const\s+([^\s()]+)\s+([^\s()]+)\s*\))"
-    r"|(\(\s*assert\s*(\(\s*(<=|>=)\s+([^\s()]+)\s+([^\s()]+)\s*\))\s*\))"
-    r"|[()]|[^\s()]+")
-_COMMENT = re.compile(r";[^\n]*")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _VAR = re.compile(r"([XY])_(0|[1-9][0-9]*)")
-_IGNORED = frozenset({"check-sat", "get-model", "exit", "set-logic", "set-info", "set-option"})
-_COMMANDS = frozenset({"assert", "declare-const"})
-
-# Atom kinds inside a conjunction: (kind, payload, value).
-_UPPER, _LOWER, _ROW = 0, 1, 2  # x[i] <= v ; x[i] >= v ; sum(c * y[j]) <= v
-
-
-def read_spec_text(path: str | os.PathLike) -> tuple[str, str]:
-    """(text, the path actually read): plain or gzip (by magic bytes), ``path.gz`` if ``path`` is absent."""
-    p = Path(path)
-    if not p.exists():
-        gz = Path(str(p) + ".gz")
-        if not gz.exists():
-            raise SpecError("no such file (nor a .gz next to it)", str(path))
-        p = gz
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise SpecError(f"cannot read file: {e.strerror or e}", str(p)) from e
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise SpecError(f"corrupt gzip data: {e}", str(p)) from e
-    try:
-        return data.decode("utf-8-sig"), str(p)
-    except UnicodeDecodeError as e:
-        raise SpecError(f"not UTF-8 text (bad byte at offset {e.start})", str(p)) from e
+IGNORED_COMMANDS = frozenset({"check-sat", "get-model", "exit", "set-logic", "set-info", "set-option"})
+_LEXICON = lexicon(commands=frozenset({"assert", "declare-const"}))
 
 
 def load_vnnlib(path: str | os.PathLike, n_inputs: int | None = None,
@@ -90,83 +49,32 @@ def load_vnnlib(path: str | os.PathLike, n_inputs: int | None = None,
 def parse_vnnlib(text: str, path: str = "<string>", n_inputs: int | None = None,
                  n_outputs: int | None = None) -> Spec:
     """Parse VNN-LIB text; ``path`` is only used in error messages and ``Spec.source``."""
-    return _Parser(text, path).run(n_inputs, n_outputs)
+    return _Parser(Source(text, path)).run(n_inputs, n_outputs)
 
 
 class _Parser:
-    """One parse. S-expressions are lists ``[pos, child, ...]``; atoms are ``(text, pos)``."""
+    """One parse of the statements that :func:`frontends.vnnlib.sexpr.read` gives."""
 
-    def __init__(self, text: str, path: str):
-        if ";" in text:  # blank comments out, keeping every offset (and line) unchanged
-            text = _COMMENT.sub(lambda m: " " * len(m.group()), text)
-        self.text = text
-        self.path = path
+    def __init__(self, src: Source):
+        self.src = src
+        self.error = src.error
         self.names: dict[str, tuple[bool, int]] = {}  # name -> (is_input, index)
         self.decl_pos: tuple[dict[int, int], dict[int, int]] = ({}, {})  # outputs, inputs
         self.saw_input_bound = False
 
-    # ----------------------------------------------------------------------- helpers
-    def line(self, pos: int) -> int:
-        return self.text.count("\n", 0, pos) + 1
-
-    def error(self, msg: str, pos: int | None = None) -> SpecError:
-        return SpecError(msg, self.path, None if pos is None else self.line(pos))
-
-    def read_sexprs(self) -> list:
-        """Tokenize the whole text with one regex and build the S-expression tree."""
-        top: list = []
-        cur = top
-        stack: list = []
-        for m in _TOKEN.finditer(self.text):
-            fast = m.lastindex
-            if fast is not None:  # a whole (declare-const ..) or (assert (<= a b)) statement
-                s = m.start
-                if stack:
-                    raise self.unclosed(top, f"a new statement starts at line {self.line(s())}")
-                if fast == 1:
-                    top.append([s(), ("declare-const", s()), (m.group(2), s(2)), (m.group(3), s(3))])
-                else:
-                    top.append([s(), ("assert", s()), [s(5), (m.group(6), s(6)),
-                                                       (m.group(7), s(7)), (m.group(8), s(8))]])
-                continue
-            t = m.group()
-            if t == "(":
-                node = [m.start()]
-                cur.append(node)
-                stack.append(cur)
-                cur = node
-            elif t == ")":
-                if not stack:
-                    raise self.error("unexpected ')' (no '(' is open)", m.start())
-                cur = stack.pop()
-            elif not stack:
-                raise self.error(f"unexpected {t!r} outside parentheses", m.start())
-            else:
-                if len(cur) == 1 and len(stack) > 1 and t in _COMMANDS:
-                    raise self.unclosed(top, f"a new '{t}' starts at line {self.line(m.start())}")
-                cur.append((t, m.start()))
-        if stack:
-            raise self.unclosed(top, "end of file")
-        return top
-
-    def unclosed(self, top: list, why: str) -> SpecError:
-        opened = top[-1][0]  # the statement still open
-        return self.error(f"missing ')' for the '(' opened at line {self.line(opened)} ({why})",
-                          opened)
-
     # ----------------------------------------------------------------------- top level
     def run(self, n_inputs: int | None, n_outputs: int | None) -> Spec:
-        stmts = self.read_sexprs()
+        stmts = read(self.src, _LEXICON)
         if not stmts:
             raise self.error("empty file: no declarations and no assertions")
         base: list = []   # atoms conjoined into every disjunct
         multi: list = []  # (dnf, pos) of asserts with several (or zero) disjuncts
         n_asserts = 0
         for st in stmts:
-            head = st[1][0] if len(st) > 1 and isinstance(st[1], tuple) else None
-            if head == "declare-const":
+            command = st[1][0] if len(st) > 1 and isinstance(st[1], tuple) else None  # sexpr.head, inlined
+            if command == "declare-const":
                 self.declare(st)
-            elif head == "assert":
+            elif command == "assert":
                 if len(st) != 3:
                     raise self.error("assert takes exactly one formula", st[0])
                 n_asserts += 1
@@ -175,14 +83,14 @@ class _Parser:
                     base.extend(dnf[0])
                 else:
                     multi.append((dnf, st[0]))
-            elif head not in _IGNORED:
-                what = f"unknown command {head!r}" if head else "expected a command like (assert ...)"
+            elif command not in IGNORED_COMMANDS:
+                what = f"unknown command {command!r}" if command else "expected a command like (assert ...)"
                 raise self.error(what, st[0])
         if n_asserts == 0:
             raise self.error("no assertions in the file")
         n_in = self.check_decls(True, n_inputs)
         n_out = self.check_decls(False, n_outputs)
-        return self.build(base, multi, n_in, n_out)
+        return build_spec(self.src, Assertions(base, multi, self.saw_input_bound), n_in, n_out, self.decl_pos[True])
 
     def declare(self, st: list) -> None:
         if len(st) != 4 or not all(isinstance(a, tuple) for a in st[2:]):
@@ -277,8 +185,8 @@ class _Parser:
         v = self.number(*b)
         if va[0]:
             self.saw_input_bound = True
-            return [[(_UPPER if upper else _LOWER, va[1], v)]]
-        return [[(_ROW, [(va[1], 1.0 if upper else -1.0)], v if upper else -v)]]
+            return [[(UPPER if upper else LOWER, va[1], v)]]
+        return [[(ROW, [(va[1], 1.0 if upper else -1.0)], v if upper else -v)]]
 
     def term(self, t) -> tuple[dict[str, float], float]:
         """A linear term as ({variable name: coefficient}, constant)."""
@@ -338,7 +246,7 @@ class _Parser:
             return 0.0 <= rhs
         xs = [k for k in coefs if self.names[k][0]]
         if not xs:
-            conj.append((_ROW, [(self.names[k][1], c) for k, c in coefs.items()], rhs))
+            conj.append((ROW, [(self.names[k][1], c) for k, c in coefs.items()], rhs))
             return True
         if len(xs) != len(coefs):
             ys = [k for k in coefs if k not in xs]
@@ -349,87 +257,5 @@ class _Parser:
                              "input constraints must be boxes (X_i vs a number)", pos)
         c = coefs[xs[0]]
         self.saw_input_bound = True
-        conj.append((_UPPER if c > 0 else _LOWER, self.names[xs[0]][1], rhs / c))
+        conj.append((UPPER if c > 0 else LOWER, self.names[xs[0]][1], rhs / c))
         return True
-
-    # ----------------------------------------------------------------------- result
-    def build(self, base: list, multi: list, n_in: int, n_out: int) -> Spec:
-        total = 1
-        for dnf, pos in multi:
-            total *= len(dnf)
-            if total > MAX_DISJUNCTS:
-                raise self.error(f"the assertions expand to more than {MAX_DISJUNCTS} disjuncts "
-                                 f"(cross product of {' x '.join(str(len(d)) for d, _ in multi)})",
-                                 pos)
-        if total == 0 and not self.saw_input_bound:
-            raise self.error("no input bounds in the file")
-        lo0, hi0 = [-np.inf] * n_in, [np.inf] * n_in
-        base_rows = _apply(base, lo0, hi0)
-        base_lo, base_hi = _frozen(lo0), _frozen(hi0)
-        C0, d0 = _rows(base_rows, n_out)
-        disjuncts = []
-        boxes: dict[tuple, tuple] = {(): (base_lo, base_hi)}  # local input atoms -> shared box
-        for k, combo in enumerate(itertools.product(*[dnf for dnf, _ in multi])):
-            local = [a for conj in combo for a in conj]
-            key = tuple(a for a in local if a[0] != _ROW)
-            rows = [(p, v) for kind, p, v in local if kind == _ROW]
-            box = boxes.get(key)
-            if box is None or k == 0:
-                if box is None:
-                    lo, hi = list(lo0), list(hi0)
-                    _apply(key, lo, hi)
-                    box = boxes[key] = (_frozen(lo), _frozen(hi))
-                self.check_bounded(box[0], box[1], k, total)
-            lo, hi = box
-            if np.any(lo > hi):
-                continue
-            if rows:
-                C1, d1 = _rows(rows, n_out)
-                C, d = np.vstack([C0, C1]), np.concatenate([d0, d1])
-            else:
-                C, d = C0, d0
-            disjuncts.append(Disjunct(lo=lo, hi=hi, C=C, d=d))
-        return Spec(n_inputs=n_in, n_outputs=n_out, disjuncts=tuple(disjuncts), source=self.path)
-
-    def check_bounded(self, lo: np.ndarray, hi: np.ndarray, k: int, total: int) -> None:
-        for arr, side in ((lo, "lower"), (hi, "upper")):
-            bad = np.flatnonzero(np.isinf(arr))
-            if bad.size:
-                i = int(bad[0])
-                where = f" in disjunct {k + 1} of {total}" if total > 1 else ""
-                more = f" ({bad.size} inputs lack one)" if bad.size > 1 else ""
-                raise self.error(f"input X_{i} has no {side} bound{where}{more}",
-                                 self.decl_pos[True][i])
-
-
-def _apply(atoms: list, lo: list, hi: list) -> list:
-    """Intersect the box (lists, in place) with the atoms' input bounds; return the rows."""
-    rows = []
-    for kind, i, v in atoms:
-        if kind == _UPPER:
-            if v < hi[i]:
-                hi[i] = v
-        elif kind == _LOWER:
-            if v > lo[i]:
-                lo[i] = v
-        else:
-            rows.append((i, v))
-    return rows
-
-
-def _rows(rows: list, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    C = np.zeros((len(rows), n_out))
-    d = np.empty(len(rows))
-    for r, (pairs, v) in enumerate(rows):
-        for j, c in pairs:
-            C[r, j] = c
-        d[r] = v
-    C.setflags(write=False)
-    d.setflags(write=False)
-    return C, d
-
-
-def _frozen(values: list) -> np.ndarray:
-    arr = np.array(values, dtype=np.float64)
-    arr.setflags(write=False)
-    return arr

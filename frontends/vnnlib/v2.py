@@ -1,4 +1,4 @@
-"""VNN-LIB 2.0 reader, and :func:`load_spec` that reads either version into a :class:`~verifier.spec.Spec`.
+"""VNN-LIB 2.0 reader, and :func:`load_spec` that reads either version into a :class:`~verifier.ir.spec.Spec`.
 
 VNN-LIB 2.0 (the draft standard of the VNNLIB organisation) declares a network's interface
 instead of loose scalar constants::
@@ -11,84 +11,43 @@ instead of loose scalar constants::
     (assert (or (and (<= Y[0,0] Y[0,1]) (<= Y[0,0] Y[0,2])) (>= Y[0,4] 1.5)))
 
 Supported here: one network (theory SNET) with one input and one output tensor (SIO), no hidden
-nodes (NH); element types ``Real`` or an ONNX type name (recorded in :class:`TensorDecl` for the
-solver interface to check); tensor elements ``X[i,j,...]`` (full indexing, zero based, C order,
-also written ``X [i, j]``), bare names for scalar tensors (shape ``[]``); comparisons ``<=``,
-``>=``, ``<``, ``>`` (read as their closures ``<=`` / ``>=``: an ``unsat`` proof of the closed
-set covers the open one), ``==`` (also ``=``); ``and`` / ``or``; linear terms ``+``, ``-``,
-``*`` by constants. ``!=`` is rejected (its closure is everything). As in 1.0, constraints on
-the input must be boxes (one input element against a number), output constraints are linear.
+nodes (NH); element types ``Real`` or an ONNX type name (recorded in
+:class:`~frontends.vnnlib.v2_network.TensorDecl` for the solver interface to check); tensor
+elements ``X[i,j,...]`` (full indexing, zero based, C order, also written ``X [i, j]``), bare names
+for scalar tensors (shape ``[]``); comparisons ``<=``, ``>=``, ``<``, ``>`` (read as their closures
+``<=`` / ``>=``: an ``unsat`` proof of the closed set covers the open one), ``==`` (also ``=``);
+``and`` / ``or``; linear terms ``+``, ``-``, ``*`` by constants. ``!=`` is rejected (its closure is
+everything). As in 1.0, constraints on the input must be boxes (one input element against a
+number), output constraints are linear.
 
-A 2.0 query is translated token by token into the 1.0 form (``X[0,3]`` becomes ``X_3``, the
-network declaration becomes ``declare-const`` lines) with every line kept where it was, and
-then read by :mod:`frontends.vnnlib`; error messages are mapped back to the 2.0 names, with
-the file and line of the original text.
+The query is read by :mod:`frontends.vnnlib.sexpr` (with the 2.0 tokens: ``[i,j]`` indices, strings,
+``<2.0>``), its network declaration by :mod:`frontends.vnnlib.v2_network`; then it is translated token by
+token into the 1.0 form (``X[0,3]`` becomes ``X_3``, the network declaration becomes ``declare-const``
+lines) with every line kept where it was, and read by :mod:`frontends.vnnlib.v1`; error messages are
+mapped back to the 2.0 names, with the file and line of the original text.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
 
-from frontends.vnnlib.v1 import _COMMENT, parse_vnnlib, read_spec_text
+from frontends.vnnlib.files import read_spec_text
+from frontends.vnnlib.sexpr import Source, end, head, lexicon, read, strip_comments
+from frontends.vnnlib.v1 import IGNORED_COMMANDS, parse_vnnlib
+from frontends.vnnlib.v2_network import NAME, NetworkDecl, TensorDecl, parse_dims, read_network
 from verifier.ir.errors import SpecError
 from verifier.ir.spec import Spec
 
 SUPPORTED_VERSIONS = ("1.0", "2.0")
-# ONNX tensor element type names (IR.md, "Set 1" as the standard asks) plus the standard's `real`
-ONNX_ELEMENT_TYPES = frozenset({
-    "float16", "float32", "float64", "bfloat16", "float8e4m3fn", "float8e5m2", "float8e4m3fnuz",
-    "float8e5m2fnuz", "float4e2m1", "int4", "int8", "int16", "int32", "int64", "uint4", "uint8", "uint16",
-    "uint32", "uint64", "bool", "complex64", "complex128", "string"})
-REAL_TYPE = "real"
 
 _V2_MARK = re.compile(r"\(\s*(?:vnnlib-version|declare-network)(?![\w-])")
-_TOK = re.compile(r'\(|\)|\[[^\[\]()]*\]|"(?:[^"\\]|\\.)*"|<[0-9]+(?:\.[0-9]+)*>|[^\s()\[\]"]+|\S')
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_LEXICON = lexicon(atoms=r'\[[^\[\]()]*\]|"(?:[^"\\]|\\.)*"|<[0-9]+(?:\.[0-9]+)*>|[^\s()\[\]"]+|\S',
+                   unbalanced=frozenset({"[", "]", '"'}))
 _NUMBERISH = re.compile(r"[+\-.0-9]")
 _OPERATORS = {"and": "and", "or": "or", "+": "+", "-": "-", "*": "*", "<=": "<=", ">=": ">=", "=": "=",
               "==": "=", "<": "<=", ">": ">="}
 _COMMANDS_V1 = frozenset({"declare-const", "declare-fun"})
-_IGNORED = frozenset({"check-sat", "get-model", "exit", "set-logic", "set-info", "set-option"})
-
-
-@dataclass(frozen=True)
-class TensorDecl:
-    name: str
-    kind: str  # input | output | hidden
-    dtype: str  # as written (Real, float32, ...)
-    shape: tuple[int, ...]
-    onnx_name: str | None = None
-    line: int = 0
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def is_real(self) -> bool:
-        return self.dtype.lower() == REAL_TYPE
-
-    def index_text(self, flat: int) -> str:
-        """``X[0,3]`` for flat index 3 of a [1,5] tensor; ``X`` for a scalar."""
-        if not self.shape:
-            return self.name
-        idx = []
-        for d in reversed(self.shape):
-            idx.append(flat % d)
-            flat //= d
-        return f"{self.name}[{','.join(str(i) for i in reversed(idx))}]"
-
-
-@dataclass(frozen=True)
-class NetworkDecl:
-    name: str
-    inputs: tuple[TensorDecl, ...]
-    outputs: tuple[TensorDecl, ...]
-    hidden: tuple[TensorDecl, ...] = ()
-    equivalence: tuple[str, str] | None = None  # ("equal-to" | "isomorphic-to", other network)
-    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,9 +74,7 @@ class Query:
 # ----------------------------------------------------------------------------- reading files
 def detect_version(text: str) -> str:
     """"2.0" if the text has ``(vnnlib-version ...)`` or ``(declare-network ...)``, else "1.0"."""
-    if ";" in text:
-        text = _COMMENT.sub("", text)
-    return "2.0" if _V2_MARK.search(text) else "1.0"
+    return "2.0" if _V2_MARK.search(strip_comments(text)) else "1.0"
 
 
 def load_spec(path: str | os.PathLike, n_inputs: int | None = None, n_outputs: int | None = None) -> Spec:
@@ -149,83 +106,41 @@ def parse_query(text: str, path: str = "<string>") -> Query:
 
 # ----------------------------------------------------------------------------- translation
 class _Translator:
-    """Tokens of the 2.0 text -> edits (start, end, replacement) that give the 1.0 text."""
+    """Statements of the 2.0 text -> edits (start, end, replacement) that give the 1.0 text."""
 
     def __init__(self, text: str, path: str):
-        if ";" in text:  # blank comments, keeping offsets
-            text = _COMMENT.sub(lambda m: " " * len(m.group()), text)
-        self.text = text
-        self.path = path
+        self.src = Source(text, path)
+        self.text = self.src.text
+        self.error = self.src.error
         self.edits: list[tuple[int, int, str]] = []
         self.vars: dict[str, tuple[TensorDecl, str]] = {}  # name -> (decl, "X" | "Y")
         self.names: set[str] = set()  # every declared name (networks and tensors)
         self.version = ""
 
-    def line(self, pos: int) -> int:
-        return self.text.count("\n", 0, pos) + 1
-
-    def error(self, msg: str, pos: int | None = None) -> SpecError:
-        return SpecError(msg, self.path, None if pos is None else self.line(pos))
-
-    # --------------------------------------------------------------- S-expressions
-    def read(self) -> list:
-        """Top-level statements as lists ``[start, end, item...]``; atoms ``(text, start, end)``."""
-        top: list = []
-        stack: list = []
-        cur = top
-        for m in _TOK.finditer(self.text):
-            t, s, e = m.group(), m.start(), m.end()
-            if t == "(":
-                node = [s, None]
-                cur.append(node)
-                stack.append(cur)
-                cur = node
-            elif t == ")":
-                if not stack:
-                    raise self.error("unexpected ')' (no '(' is open)", s)
-                cur[1] = e
-                cur = stack.pop()
-            elif not stack:
-                raise self.error(f"unexpected {t!r} outside parentheses", s)
-            elif t in ("[", "]") or (len(t) == 1 and t in '"'):
-                raise self.error(f"unbalanced {t!r}", s)
-            else:
-                cur.append((t, s, e))
-        if stack:
-            opened = top[-1][0] if top else 0
-            raise self.error(f"missing ')' for the '(' opened at line {self.line(opened)} (end of file)", opened)
-        return top
-
-    @staticmethod
-    def head(node) -> str | None:
-        if isinstance(node, list) and len(node) > 2 and isinstance(node[2], tuple):
-            return node[2][0]
-        return None
-
     # --------------------------------------------------------------- top level
     def run(self) -> Query:
-        stmts = self.read()
+        stmts = read(self.src, _LEXICON)
         if not stmts:
             raise self.error("empty file: no declarations and no assertions")
         networks: list[NetworkDecl] = []
         net_pos: list[int] = []
         asserts = []
         for st in stmts:
-            h = self.head(st)
+            h = head(st)
             if h == "vnnlib-version":
                 self.read_version(st)
             elif h == "declare-network":
                 if asserts:
                     raise self.error("network declarations must come before the assertions", st[0])
-                networks.append(self.read_network(st))
+                networks.append(self.declare_network(st))
                 net_pos.append(st[0])
             elif h == "assert":
                 asserts.append(st)
             elif h in _COMMANDS_V1:
                 raise self.error(f"'{h}' is VNN-LIB 1.0; a 2.0 query declares its variables in "
                                  "(declare-network ...)", st[0])
-            elif h in _IGNORED:
-                self.blank(st[0], st[1])
+            elif h in IGNORED_COMMANDS:
+                self.blank(st[0], end(self.src, st))
             else:
                 what = f"unknown command {h!r}" if h else "expected a command like (assert ...)"
                 raise self.error(what, st[0])
@@ -238,14 +153,14 @@ class _Translator:
         if not asserts:
             raise self.error("no assertions in the file")
         for st in asserts:
-            self.translate_assert(st)
-        return Query(self.version or "2.0", tuple(networks), self.apply(), self.path)
+            self.translate(st, top=True)
+        return Query(self.version or "2.0", tuple(networks), self.apply(), self.src.path)
 
     def read_version(self, st: list) -> None:
-        items = st[3:]
+        items = st[2:]
         if len(items) != 1 or not isinstance(items[0], tuple):
             raise self.error("expected (vnnlib-version <2.0>)", st[0])
-        tok, pos, _ = items[0]
+        tok, pos = items[0]
         m = re.fullmatch(r"<?([0-9]+)\.([0-9]+)>?", tok)
         if not m:
             raise self.error(f"bad version {tok!r}; expected <2.0>", pos)
@@ -253,108 +168,36 @@ class _Translator:
             raise self.error(f"VNN-LIB version {m.group(1)}.{m.group(2)} is not supported (2.x here; "
                              "1.0 files have no version line)", pos)
         self.version = f"{m.group(1)}.{m.group(2)}"
-        self.blank(st[0], st[1])
+        self.blank(st[0], end(self.src, st))
 
-    def read_network(self, st: list) -> NetworkDecl:
-        items = st[3:]
-        if not items or not isinstance(items[0], tuple) or not _NAME.fullmatch(items[0][0]):
-            raise self.error("expected (declare-network NAME (declare-input ...) (declare-output ...))", st[0])
-        name = items[0][0]
-        self.check_new_name(name, items[0][1])
-        ins, outs, hidden, equiv = [], [], [], None
-        inner_edits = []
-        for it in items[1:]:
-            h = self.head(it)
-            if h in ("equal-to", "isomorphic-to"):
-                if len(it) != 4 or not isinstance(it[3], tuple):
-                    raise self.error(f"expected ({h} NETWORK)", it[0])
-                equiv = (h, it[3][0])
-            elif h in ("declare-input", "declare-output", "declare-hidden"):
-                decl = self.read_tensor(it, h.split("-")[1])
-                {"input": ins, "output": outs, "hidden": hidden}[decl.kind].append(decl)
-                inner_edits.append((it, decl))
-            else:
-                raise self.error("expected (declare-input ...), (declare-output ...), (declare-hidden ...), "
-                                 "(equal-to ...) or (isomorphic-to ...) in a network declaration",
-                                 it[0] if isinstance(it, list) else it[1])
-        if equiv is not None:
-            raise self.error(f"({equiv[0]} {equiv[1]}) refers to another network; only single-network queries "
-                             "(theory SNET) are supported", st[0])
-        if hidden:
-            raise self.error(f"hidden node declarations ({hidden[0].name}) are not supported (theory NH only)",
-                             st[0])
-        if len(ins) != 1 or len(outs) != 1:
-            raise self.error(f"network {name} declares {len(ins)} inputs and {len(outs)} outputs; exactly one "
-                             "of each is supported (theory SIO)", st[0])
-        # the network statement becomes declare-const lines at its input and output declarations
+    def declare_network(self, st: list) -> NetworkDecl:
+        """Read the network; its statement becomes declare-const lines at its input and output declarations."""
+        net, tensors = read_network(self.src, st, self.names)
         pos = st[0]
-        for it, decl in inner_edits:
+        for it, decl in tensors:
             letter = "X" if decl.kind == "input" else "Y"
             self.vars[decl.name] = (decl, letter)
             self.blank(pos, it[0])
+            it_end = end(self.src, it)
             consts = " ".join(f"(declare-const {letter}_{i} Real)" for i in range(decl.size))
-            self.edits.append((it[0], it[1], consts + "\n" * self.text.count("\n", it[0], it[1])))
-            pos = it[1]
-        self.blank(pos, st[1])
-        return NetworkDecl(name, tuple(ins), tuple(outs), tuple(hidden), equiv, self.line(st[0]))
-
-    def read_tensor(self, it: list, kind: str) -> TensorDecl:
-        items = it[3:]
-        usage = f"(declare-{kind} NAME TYPE [d1,...,dn]" + (' "onnx-name")' if kind == "hidden" else ")")
-        if len(items) < 3 or not all(isinstance(x, tuple) for x in items):
-            raise self.error(f"expected {usage}", it[0])
-        (name, npos, _), (dtype, tpos, _), (shape_tok, spos, _) = items[:3]
-        if not _NAME.fullmatch(name):
-            raise self.error(f"bad variable name {name!r} (letters, digits and _, starting with a letter)", npos)
-        self.check_new_name(name, npos)
-        if dtype.lower() != REAL_TYPE and dtype not in ONNX_ELEMENT_TYPES:
-            raise self.error(f"unknown element type {dtype!r} for {name}; use Real or an ONNX type such as "
-                             "float32", tpos)
-        shape = self.parse_dims(shape_tok, spos, f"shape of {name}")
-        if any(d <= 0 for d in shape):
-            raise self.error(f"shape of {name} has a zero dimension", spos)
-        onnx_name = None
-        for extra, epos, _ in items[3:]:
-            if extra.startswith('"') and onnx_name is None:
-                onnx_name = extra[1:-1]
-            elif extra == "initialized" and kind == "input":
-                continue
-            else:
-                raise self.error(f"unexpected {extra!r} in the declaration of {name}", epos)
-        if kind == "hidden" and onnx_name is None:
-            raise self.error(f"hidden node {name} needs the ONNX node name as a string", it[0])
-        return TensorDecl(name, kind, dtype, shape, onnx_name, self.line(it[0]))
-
-    def parse_dims(self, tok: str, pos: int, what: str) -> tuple[int, ...]:
-        if not (tok.startswith("[") and tok.endswith("]")):
-            raise self.error(f"expected the {what} like [1,5], got {tok!r}", pos)
-        inner = tok[1:-1].strip()
-        if not inner:
-            return ()
-        parts = [p.strip() for p in inner.split(",")]
-        if not all(re.fullmatch(r"[0-9]+", p) for p in parts):
-            raise self.error(f"bad {what} {tok!r}: expected non-negative integers separated by commas", pos)
-        return tuple(int(p) for p in parts)
-
-    def check_new_name(self, name: str, pos: int) -> None:
-        if name in self.names:
-            raise self.error(f"{name} is declared twice (names must be unique in a query)", pos)
-        self.names.add(name)
+            self.edits.append((it[0], it_end, consts + "\n" * self.text.count("\n", it[0], it_end)))
+            pos = it_end
+        self.blank(pos, end(self.src, st))
+        return net
 
     # --------------------------------------------------------------- assertions
-    def translate_assert(self, st: list) -> None:
-        self._walk(st, top=True)
-
-    def _walk(self, node: list, top: bool = False) -> None:
-        items = node[2:]
+    def translate(self, node: list, top: bool = False) -> None:
+        """Edits for the tokens of an assertion (``top``: the ``(assert ...)`` statement itself)."""
+        items = node[1:]
         i = 0
         while i < len(items):
             it = items[i]
             if isinstance(it, list):
-                self._walk(it)
+                self.translate(it)
                 i += 1
                 continue
-            tok, s, e = it
+            tok, s = it
+            e = s + len(tok)
             nxt = items[i + 1] if i + 1 < len(items) else None
             bracket = nxt if isinstance(nxt, tuple) and nxt[0].startswith("[") else None
             if tok.startswith("["):
@@ -363,17 +206,7 @@ class _Translator:
                 i += 1  # "assert"
                 continue
             if tok in self.vars:
-                decl, letter = self.vars[tok]
-                if bracket is not None:
-                    idx = self.parse_dims(bracket[0], bracket[1], f"index of {tok}")
-                    end = bracket[2]
-                    i += 2
-                else:
-                    idx, end = (), e
-                    i += 1
-                flat = self.flat_index(decl, idx, s)
-                gap = self.text.count("\n", s, end)
-                self.edits.append((s, end, f"{letter}_{flat}" + "\n" * gap))
+                i += self.variable(tok, s, e, bracket)
                 continue
             if tok in _OPERATORS:
                 if _OPERATORS[tok] != tok:
@@ -383,13 +216,26 @@ class _Translator:
             elif tok.startswith('"'):
                 raise self.error(f"unexpected string {tok} in an assertion", s)
             elif not _NUMBERISH.match(tok):
-                if _NAME.fullmatch(tok):
+                if NAME.fullmatch(tok):
                     raise self.error(f"undeclared variable {tok}", s)
                 raise self.error(f"unknown symbol {tok!r}", s)
             # numbers go through: the 1.0 reader checks them
             if bracket is not None:
                 raise self.error(f"index {bracket[0]} after {tok!r}, which is not a tensor variable", bracket[1])
             i += 1
+
+    def variable(self, tok: str, s: int, e: int, bracket: tuple | None) -> int:
+        """The edit for a tensor element (``X[0,3]`` -> ``X_3``); how many tokens it took (1 or 2)."""
+        decl, letter = self.vars[tok]
+        if bracket is not None:
+            idx = parse_dims(self.src, bracket[0], bracket[1], f"index of {tok}")
+            stop, taken = bracket[1] + len(bracket[0]), 2
+        else:
+            idx, stop, taken = (), e, 1
+        flat = self.flat_index(decl, idx, s)
+        gap = self.text.count("\n", s, stop)
+        self.edits.append((s, stop, f"{letter}_{flat}" + "\n" * gap))
+        return taken
 
     def flat_index(self, decl: TensorDecl, idx: tuple[int, ...], pos: int) -> int:
         if len(idx) != len(decl.shape):

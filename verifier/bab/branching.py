@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from verifier.bab.domains import Domains, Region
 from verifier.bounds.crown import backward_lower
 
 
@@ -41,11 +42,12 @@ def _area(l, u):
     return torch.where(unstable, -l * u / (u - l).clamp(min=1e-12), torch.zeros_like(l)), unstable
 
 
-def babsr_scores(graph, pre, record, lb, rows, grp_ok):
-    """(B, total neurons) BaBSR-like scores from the CROWN pass's coefficients ``record``, with the
-    (node, flat size) layout."""
+def babsr_scores(region: Region, domains: Domains):
+    """(B, total neurons) BaBSR-like scores from the CROWN pass's coefficients ``domains.record`` on the rows of
+    the open groups (``domains.ok``), with the (node, flat size) layout."""
+    graph, pre, record, lb = region.graph, domains.pre, domains.record, domains.lb
     B = lb.shape[0]
-    w = row_weights(lb, rows, grp_ok)
+    w = row_weights(lb, region.rows, domains.ok)
     parts, layout = [], []
     for node in graph.nonlinear_nodes():
         p = node.inputs[0]
@@ -58,11 +60,13 @@ def babsr_scores(graph, pre, record, lb, rows, grp_ok):
     return torch.cat(parts, 1), layout
 
 
-def child_gains(graph, rows, x_lo, x_hi, pre, alphas, betas, sgn, bi, ki):
+def child_gains(region: Region, domains: Domains, bi, ki):
     """First-order estimates of both children's bound gains for items (domain ``bi``, row ``ki``): node ->
     (gain of the ``z >= 0`` child, gain of the ``z <= 0`` child), each (N, neurons of the node), 0 on stable
-    neurons. ``alphas`` (ReLU node -> (B, K, *shape)) and ``betas`` (pre-activation node -> (B, K, *shape),
-    with the split signs ``sgn``) are the domains' slopes and multipliers (empty: CROWN's slopes, none)."""
+    neurons, with the domains' slopes and split multipliers (``domains.alphas``, ``domains.betas`` with the
+    split signs ``domains.sgn``; empty: CROWN's slopes, none)."""
+    graph, rows, x_lo, x_hi = region.graph, region.rows, region.x_lo, region.x_hi
+    pre, alphas, betas, sgn = domains.pre, domains.alphas, domains.betas, domains.sgn
     dev, dt = x_lo.device, x_lo.dtype
     N = bi.numel()
     nodes = list(graph.nonlinear_nodes())
@@ -103,15 +107,17 @@ def child_gains(graph, rows, x_lo, x_hi, pre, alphas, betas, sgn, bi, ki):
     return out
 
 
-def gradient_scores(graph, rows, x_lo, x_hi, pre, alphas, betas, sgn, lb, grp_ok):
+def gradient_scores(region: Region, domains: Domains):
     """(B, total neurons) first-order estimates of the worse child's bound gain (see the module and
-    ``child_gains``), summed over the best row of each open group, with the (node, flat size) layout."""
+    ``child_gains``), summed over the best row (by ``domains.lb``) of each open group (``domains.ok``), with the
+    (node, flat size) layout."""
+    lb, pre = domains.lb, domains.pre
     B = lb.shape[0]
-    w = row_weights(lb, rows, grp_ok)
+    w = row_weights(lb, region.rows, domains.ok)
     bi, ki = torch.nonzero(w > 0, as_tuple=True)
-    gains = child_gains(graph, rows, x_lo, x_hi, pre, alphas, betas, sgn, bi, ki)
+    gains = child_gains(region, domains, bi, ki)
     parts, layout = [], []
-    for node in graph.nonlinear_nodes():
+    for node in region.graph.nonlinear_nodes():
         p = node.inputs[0]
         l, u = (t.reshape(B, -1) for t in pre[p])
         area, unstable = _area(l, u)

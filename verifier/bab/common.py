@@ -1,15 +1,66 @@
-"""What the searches share: how a region ended (``Outcome``), the spec's rows of one region grouped by
-disjunct (``Rows``), and the cheap falsification of open domains (``falsify``)."""
+"""What the searches share: one region to search (``RegionTask``), how a region search ended (``Outcome``,
+``Stop``, ``RegionOutcome``), the spec's rows of one region grouped by disjunct (``Rows``), and the cheap
+falsification of open domains (``falsify``)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 import torch
 
 from verifier.attack.validate import validate_candidate
 from verifier.bounds.spec_bounds import stacked_rows
+from verifier.ir.problem import Problem
+from verifier.ir.result import Counterexample
+from verifier.settings import BaBSettings, BoundSettings
 
 
 class Outcome:
     PROVEN, FALSIFIED, OPEN = "proven", "falsified", "open"
+
+
+class Stop:
+    """Why a search stopped with its region open."""
+
+    DEADLINE = "deadline"  # its time ran out
+    MEMORY = "memory"  # the stored domains passed their cap
+    UNSPLITTABLE = "unsplittable"  # a box too thin to halve (input splitting)
+    UNRESOLVED = "unresolved"  # an exact LP could not decide some domain (ReLU splitting)
+
+
+@dataclass(frozen=True)
+class RegionTask:
+    """One input region of the spec to search: the box ``lo``..``hi``, the disjuncts ``idx`` still open there,
+    and the run's branch-and-bound and bound settings."""
+
+    problem: Problem
+    lo: np.ndarray
+    hi: np.ndarray
+    idx: list
+    settings: BaBSettings
+    bounds: BoundSettings
+
+
+@dataclass(frozen=True)
+class RegionOutcome:
+    """How the search of one region ended: ``status`` (``Outcome``), the validated counterexample of a falsified
+    region, and for an open one why it stopped (``Stop``), the domains it left open and the worst bound among
+    them (where the search knows it). ``refined``: a proof on MILP-refined intermediate bounds (Gurobi's
+    tolerances). ``open_boxes``: input splitting's open boxes when its time ran out (a later search resumes
+    from them)."""
+
+    status: str
+    counterexample: Counterexample | None = None
+    stopped: str | None = None
+    open_domains: int = 0
+    worst_bound: float | None = None
+    refined: bool = False
+    open_boxes: Any = None
+
+    @property
+    def out_of_time(self) -> bool:
+        return self.stopped == Stop.DEADLINE
 
 
 class Rows:

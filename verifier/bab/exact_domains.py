@@ -6,16 +6,17 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
-from backends.base import SolveStatus, StopRule, make_solver
-from backends.encoder import encode_network
+from backends.encoding import encode_network
+from backends.solvers import SolveStatus, StopRule, make_solver
 from verifier.attack.validate import validate_candidate
-from verifier.bab.common import Outcome, Rows
+from verifier.bab.common import Outcome
+from verifier.bab.domains import Region
 from verifier.bounds.crown import backward_lower
 from verifier.ir.deadline import Deadline
 
 
-def solve_domain_milp(problem, rows: Rows, x_lo, x_hi, pre, grp_ok, deadline: Deadline):
-    """Decide a domain with few unstable ReLUs by one big-M MILP per open disjunct (HiGHS).
+def solve_domain_milp(problem, region: Region, pre, grp_ok, deadline: Deadline):
+    """Decide a domain of ``region`` with few unstable ReLUs by one big-M MILP per open disjunct (HiGHS).
 
     ``pre`` holds the domain's bounds with its splits applied (a split neuron is stable in them),
     so only the unstable neurons get binaries. Returns PROVEN (every open disjunct's MILP bound
@@ -23,8 +24,7 @@ def solve_domain_milp(problem, rows: Rows, x_lo, x_hi, pre, grp_ok, deadline: De
     point that does not validate: the search then splits the domain as usual). Like the MILP
     backend, its unsat relies on the solver's feasibility tolerances.
     """
-
-
+    rows, x_lo, x_hi = region.rows, region.x_lo, region.x_hi
     g64 = problem.graph64()
     pre64 = {p: (v[0].double(), v[1].double()) for p, v in pre.items()}
     enc = encode_network(g64, pre64, x_lo.double().cpu().numpy(), x_hi.double().cpu().numpy(), "milp")
@@ -52,8 +52,8 @@ def solve_domain_milp(problem, rows: Rows, x_lo, x_hi, pre, grp_ok, deadline: De
     return Outcome.PROVEN, None
 
 
-def solve_linear_domain(problem, rows: Rows, x_lo, x_hi, pre, sgn, grp_ok):
-    """Decide a domain on which every ReLU is stable: the network is affine there.
+def solve_linear_domain(problem, region: Region, pre, sgn, grp_ok):
+    """Decide a domain of ``region`` on which every ReLU is stable: the network is affine there.
 
     The objective rows and every split neuron's pre-activation are exact affine functions of
     x (backward passes through stable ReLUs are exact); one LP per open disjunct,
@@ -61,8 +61,7 @@ def solve_linear_domain(problem, rows: Rows, x_lo, x_hi, pre, sgn, grp_ok):
     in float64 with HiGHS, proves it (optimum above the tolerance, or infeasible) or gives a
     minimiser that is validated as a counterexample. Relies on the LP solver's tolerances.
     """
-
-
+    rows, x_lo, x_hi = region.rows, region.x_lo, region.x_hi
     cpu = torch.device("cpu")  # small exact passes, then numpy: on the CPU whatever the search's device
     g64 = problem.graph64().to(device=cpu)
     lo64, hi64 = x_lo.to(cpu, torch.float64), x_hi.to(cpu, torch.float64)

@@ -9,12 +9,12 @@ tighter, and every later layer and the objective gain from it (alpha,beta-CROWN'
 For each pre-activation node after the first nonlinearity, in order: the network up to the node is
 encoded exactly with the bounds refined so far (``encode_network(stop_at=)``), and each unstable
 neuron's lower and upper bounds are minimised under a per-neuron time limit. Whatever the solve
-reaches, the solver's dual bound (``ObjBound``) is a valid bound; a margin covers its feasibility
-tolerances. A bound is only ever tightened. After each node the later nodes' bounds are re-derived
-by CROWN with the refined ones fixed (and intersected with the previous ones). Neurons are taken
-widest relaxation first (``-l u / (u - l)``), so an interrupted layer has refined the ones that
-matter most. The solves of a layer run on ``threads`` Gurobi models side by side (the solver
-releases the GIL).
+reaches, the solver's dual bound (``ModelSession.bound``: Gurobi's ``ObjBound``) is a valid bound; a
+margin covers its feasibility tolerances. A bound is only ever tightened. After each node the later
+nodes' bounds are re-derived by CROWN with the refined ones fixed (and intersected with the previous
+ones). Neurons are taken widest relaxation first (``-l u / (u - l)``), so an interrupted layer has refined the ones that
+matter most. The solves of a layer run on ``threads`` Gurobi models kept open side by side
+(``SolverAdapter.open``, one Python thread each: the solver releases the GIL).
 
 Gurobi only: HiGHS solves these MILPs one to two orders of magnitude slower (about 26 neurons in
 120 s on mnist_fc 256x4), which the splitting search uses better. Where gurobipy is missing or its
@@ -24,7 +24,6 @@ constraints), the refinement stops there and says so in the log; the bounds refi
 from __future__ import annotations
 
 import logging
-import math
 import os
 import queue
 import threading
@@ -34,10 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from backends.base import SolverUnavailable
-from backends.encoder import encode_network
-from backends.gurobi import LICENSE_CODES, GurobiAdapter
-from backends.tighten import count_unstable, node_bounds
+from backends.box import apply_bound, box_tensors, count_unstable, node_bounds
+from backends.encoding import NetworkEncoding, encode_network
+from backends.solvers import ModelSession, SolverAdapter, SolverUnavailable, get_solver
 from verifier.bab.common import Rows
 from verifier.bounds.crown import after_nonlinear, intermediate_bounds, pre_activation_nodes
 from verifier.bounds.objective import objective_bounds
@@ -49,6 +47,9 @@ from verifier.settings.bab import BaBSettings
 
 log = logging.getLogger("verifier.bab")
 
+SOLVER = "gurobi"  # see the module docstring: HiGHS is far too slow on these MILPs
+# a refined bound need not be optimal to the last digit: the models' relative and absolute MIP gaps
+GAP, ABS_GAP = 1e-4, 1e-4
 # margin taken off a MILP dual bound: relative and absolute, far above Gurobi's 1e-6 feasibility and
 # integrality tolerances times the size of these models' coefficients
 MARGIN_REL, MARGIN_ABS = 1e-5, 1e-5
@@ -70,70 +71,120 @@ def _margin(b: float) -> float:
     return MARGIN_ABS + MARGIN_REL * abs(b)
 
 
-class _Models:
-    """``threads`` Gurobi copies of one encoding; ``solve(items)`` bounds (neuron, sense) items on them."""
+@dataclass
+class _Refinement:
+    """One call of ``refine_intermediate``: the net, the box, the budget and the solver it runs with."""
 
-    def __init__(self, enc, threads: int):
-        adapter = GurobiAdapter(threads=1)
-        base = enc.with_linear_objective(np.zeros(enc.n_vars))
-        self.models = []
+    graph: Graph
+    x_lo: np.ndarray
+    x_hi: np.ndarray
+    names: list  # the pre-activation nodes (the input excluded)
+    deadline: Deadline
+    per_neuron: float
+    threads: int
+    slopes: dict | None
+    stats: RefineStats
+    adapter: SolverAdapter
+
+    def rederive(self, pre: dict) -> dict:
+        """CROWN bounds of every node with the refined ones fixed (a node's bounds only shrink)."""
+        xl, xh = box_tensors(self.graph, self.x_lo, self.x_hi)
+        with torch.no_grad():
+            return intermediate_bounds(self.graph, xl, xh, "crown", fixed={n: pre[n] for n in self.names},
+                                       slopes=self.slopes)
+
+
+def _open_sessions(adapter: SolverAdapter, enc: NetworkEncoding, n: int) -> list[ModelSession]:
+    """``n`` (at least one) models of the encoding kept open in the solver; none left open if one fails."""
+    base = enc.with_linear_objective(np.zeros(enc.n_vars))
+    sessions: list[ModelSession] = []
+    try:
+        for _ in range(max(1, n)):
+            sessions.append(adapter.open(base, gap=GAP, abs_gap=ABS_GAP))
+    except SolverUnavailable:
+        for s in sessions:
+            s.close()
+        raise
+    return sessions
+
+
+def _bound_side_by_side(sessions: list[ModelSession], enc: NetworkEncoding, items, limit: float,
+                        deadline: Deadline) -> dict:
+    """Minimise ``s (Y[j] v + y0[j])`` for each item ``(j, s)`` on the sessions, a thread each, until the items or
+    the deadline run out; ``{(j, s): a valid lower bound}`` (the dual bound less the margin)."""
+    Y, y0 = enc.output
+    Y = Y.tocsr()
+    work: queue.SimpleQueue = queue.SimpleQueue()
+    for it in items:
+        work.put(it)
+    out: dict = {}
+    errors: list = []
+
+    def run(session: ModelSession):
         try:
-            for _ in range(max(1, threads)):
-                _, _, m, x, _ = adapter._build(base, math.inf)
-                m.Params.MIPGap = 1e-4  # a refined bound need not be optimal to the last digit
-                m.Params.MIPGapAbs = 1e-4
-                self.models.append((m, x))
-        except SolverUnavailable:
-            self.close()
-            raise
+            while not deadline.expired():
+                try:
+                    j, s = work.get_nowait()
+                except queue.Empty:
+                    return
+                cost = np.zeros(enc.n_vars)
+                row = Y[j].toarray().reshape(-1)
+                cost[:row.size] = s * row
+                # a lower bound above 0 (or an upper bound below 0) settles the neuron: stop there
+                b = session.bound(cost, s * float(y0[j]), min(limit, deadline.left()), stop_at=0.0)
+                if b is not None:
+                    out[(j, s)] = b - _margin(b)
+        except Exception as e:  # noqa: BLE001 - re-raised below, in the caller's thread
+            errors.append(e)
 
-    def close(self):
-        for m, _ in self.models:
-            m.dispose()
-        self.models = []
+    threads = [threading.Thread(target=run, args=(s,), daemon=True) for s in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]  # SolverUnavailable where the licence does not cover the model
+    return out
 
-    def solve(self, Y, y0, items, limit: float, deadline: Deadline, out: dict):
-        """Minimise ``s (Y[j] v + y0[j])`` for each item ``(j, s)``; ``out[(j, s)]`` = a valid lower bound."""
-        work: queue.SimpleQueue = queue.SimpleQueue()
-        for it in items:
-            work.put(it)
-        errors: list = []
 
-        def run(m, x):
-            try:
-                while not deadline.expired():
-                    try:
-                        j, s = work.get_nowait()
-                    except queue.Empty:
-                        return
-                    cost = np.zeros(x.shape[0])
-                    row = Y[j].toarray().reshape(-1)
-                    cost[:row.size] = s * row
-                    x.Obj = cost
-                    m.ObjCon = s * float(y0[j])
-                    m.Params.TimeLimit = max(0.01, min(limit, deadline.left()))
-                    # a lower bound above 0 (or an upper bound below 0) settles the neuron: stop there
-                    m.Params.BestBdStop = 0.0
-                    m.optimize()
-                    try:
-                        b = float(m.ObjBound)
-                    except Exception:  # no bound (interrupted before the root relaxation)
-                        continue
-                    if math.isfinite(b):
-                        out[(j, s)] = b - _margin(b)
-            except Exception as e:  # noqa: BLE001 - reported by the caller
-                errors.append(e)
-
-        threads = [threading.Thread(target=run, args=mx, daemon=True) for mx in self.models]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            e = errors[0]
-            if getattr(e, "errno", None) in LICENSE_CODES:  # the licence does not cover the model
-                raise SolverUnavailable(f"Gurobi error {e.errno}: {e}") from None
-            raise e
+def _refine_node(r: _Refinement, pre: dict, name: str) -> bool:
+    """MILP bounds of node ``name``'s unstable neurons, written into ``pre``; False where there was nothing to
+    refine. Raises ``SolverUnavailable`` (recorded in ``r.stats``) where the solver cannot run the model."""
+    lo_t, hi_t = pre[name]
+    lo, hi, unstable = node_bounds(pre, name)
+    if unstable.size == 0:
+        return False
+    order = unstable[np.argsort(lo[unstable] * hi[unstable] / (hi[unstable] - lo[unstable]))]  # widest first
+    enc = encode_network(r.graph, {n: pre[n] for n in r.names}, r.x_lo, r.x_hi, "milp", stop_at=name)
+    if enc.n_unstable == 0:  # affine in the input on the box: CROWN's bounds are exact
+        return False
+    sessions = []
+    try:
+        sessions = _open_sessions(r.adapter, enc, r.threads)
+        out = _bound_side_by_side(sessions, enc, [(int(j), s) for j in order for s in (1, -1)], r.per_neuron,
+                                  r.deadline)
+    except SolverUnavailable as e:
+        r.stats.stopped = f"licence: {e}"
+        log.info("MILP refinement of intermediate bounds stops at node %s: %s (%d variables, %d rows)", name, e,
+                 enc.n_vars, enc.A.shape[0])
+        raise
+    finally:
+        for s in sessions:
+            s.close()
+    for (j, s), b in out.items():
+        apply_bound(lo, hi, j, s, b)
+    lo = np.minimum(lo, hi)
+    after = int(((lo < 0) & (hi > 0)).sum())
+    r.stats.nodes += 1
+    r.stats.solves += len(out)
+    r.stats.stabilised += int(unstable.size) - after
+    r.stats.per_node.append((name, int(unstable.size), after, len(out)))
+    dt, dev, shape = r.graph.dtype, r.graph.device, lo_t.shape
+    pre[name] = (torch.maximum(lo_t, torch.as_tensor(lo, dtype=dt, device=dev).reshape(shape)),
+                 torch.minimum(hi_t, torch.as_tensor(hi, dtype=dt, device=dev).reshape(shape)))
+    log.info("MILP refinement: node %s, %d unstable -> %d (%d solves), %.1fs left", name, unstable.size, after,
+             len(out), r.deadline.left())
+    return True
 
 
 def refine_intermediate(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, deadline: Deadline,
@@ -147,16 +198,14 @@ def refine_intermediate(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndar
     t0 = time.monotonic()
     names = [n for n in pre_activation_nodes(graph) if n != graph.input_name]
     stats.unstable_before = count_unstable(pre, names)
-    dt, dev = graph.dtype, graph.device
-    xl = torch.tensor(np.array(x_lo, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
-    xh = torch.tensor(np.array(x_hi, dtype=np.float64), dtype=dt, device=dev).reshape(1, -1)
     pre = dict(pre)
-    try:
-        import gurobipy  # noqa: F401
-    except ImportError as e:
-        stats.stopped = f"gurobipy: {e}"
-        log.info("MILP refinement of intermediate bounds skipped: gurobipy is not installed")
+    adapter = get_solver(SOLVER, threads=1)  # one thread per model: the models solve side by side
+    missing = adapter.missing()
+    if missing:
+        stats.stopped = missing
+        log.info("MILP refinement of intermediate bounds skipped: %s", missing)
         return pre
+    r = _Refinement(graph, x_lo, x_hi, names, deadline, per_neuron, threads, slopes, stats, adapter)
     changed = False
     for name in names:
         if not after_nonlinear(graph, name):  # affine in the input: its interval bounds are exact
@@ -165,56 +214,17 @@ def refine_intermediate(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndar
             stats.stopped = "time"
             break
         if changed:  # re-derive this and the later nodes from the refined ones (bounds only shrink)
-            with torch.no_grad():
-                pre = intermediate_bounds(graph, xl, xh, "crown", fixed={n: pre[n] for n in names}, slopes=slopes)
+            pre = r.rederive(pre)
             changed = False
             if enough is not None and enough(pre):
                 stats.stopped = "enough"
                 break
-        lo_t, hi_t = pre[name]
-        lo, hi, unstable = node_bounds(pre, name)
-        if unstable.size == 0:
-            continue
-        order = unstable[np.argsort(lo[unstable] * hi[unstable] / (hi[unstable] - lo[unstable]))]  # widest first
-        enc = encode_network(graph, {n: pre[n] for n in names}, x_lo, x_hi, "milp", stop_at=name)
-        if enc.n_unstable == 0:  # affine in the input on the box: CROWN's bounds are exact
-            continue
-        Y, y0 = enc.output
-        Y = Y.tocsr()
-        out: dict = {}
-        models = None
         try:
-            models = _Models(enc, threads)
-            models.solve(Y, y0, [(int(j), s) for j in order for s in (1, -1)], per_neuron, deadline, out)
-        except SolverUnavailable as e:
-            stats.stopped = f"licence: {e}"
-            log.info("MILP refinement of intermediate bounds stops at node %s: %s (%d variables, %d rows)", name, e,
-                     enc.n_vars, enc.A.shape[0])
+            changed = _refine_node(r, pre, name)
+        except SolverUnavailable:
             break
-        finally:
-            if models is not None:
-                models.close()
-        for (j, s), b in out.items():
-            if s > 0:
-                lo[j] = max(lo[j], b)
-            else:
-                hi[j] = min(hi[j], -b)
-        lo = np.minimum(lo, hi)
-        after = int(((lo < 0) & (hi > 0)).sum())
-        stats.nodes += 1
-        stats.solves += len(out)
-        stats.stabilised += int(unstable.size) - after
-        stats.per_node.append((name, int(unstable.size), after, len(out)))
-        shape = lo_t.shape
-        new_lo = torch.maximum(lo_t, torch.as_tensor(lo, dtype=dt, device=dev).reshape(shape))
-        new_hi = torch.minimum(hi_t, torch.as_tensor(hi, dtype=dt, device=dev).reshape(shape))
-        pre[name] = (new_lo, new_hi)
-        changed = True
-        log.info("MILP refinement: node %s, %d unstable -> %d (%d solves), %.1fs left", name, unstable.size, after,
-                 len(out), deadline.left())
     if changed:
-        with torch.no_grad():
-            pre = intermediate_bounds(graph, xl, xh, "crown", fixed={n: pre[n] for n in names}, slopes=slopes)
+        pre = r.rederive(pre)
     stats.unstable_after = count_unstable(pre, names)
     stats.time_s = time.monotonic() - t0
     return pre

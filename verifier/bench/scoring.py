@@ -4,7 +4,7 @@ Rules (VNN-COMP 2022 onwards, without the early time bonuses):
 
 * +10 for a correct ``sat`` or ``unsat``, -150 for a wrong one, 0 for anything else.
 * A ``sat`` whose result file is kept is checked like the competition's checker does
-  (:func:`verifier.resultfile.check_counterexample`, the model re-run with onnxruntime): a valid
+  (:func:`frontends.result_file.check_counterexample`, the model re-run with onnxruntime): a valid
   counterexample makes the answer correct whatever the reference says (it is a proof), an invalid
   one makes it wrong.
 * Otherwise the answer is compared with the reference (``expected.csv``, or another tool's
@@ -13,7 +13,7 @@ Rules (VNN-COMP 2022 onwards, without the early time bonuses):
   +10 as *unconfirmed*, as the competition does when no tool disputes it.
 
 Inputs are our results CSVs (columns ``onnx,vnnlib,verdict,time_s,method,...``, see
-:mod:`verifier.bench`), ``expected.csv`` (``onnx,vnnlib,expected,...``) and the competition's
+:mod:`verifier.bench.results`), ``expected.csv`` (``onnx,vnnlib,expected,...``) and the competition's
 per-tool CSVs (``tool,onnx,vnnlib,result,time_s,...``).
 """
 from __future__ import annotations
@@ -28,12 +28,12 @@ from pathlib import Path
 from frontends.onnx.reference import OnnxReference
 from frontends.result_file import check_counterexample, parse_result_text
 from frontends.vnnlib.v2 import load_spec
-from verifier.bench.runner import instance_key, norm_path
+from verifier.bench.instances import instance_key, norm_path
+from verifier.bench.results import VERDICTS
 from verifier.ir.errors import VerifierError
 
 CORRECT, WRONG, UNCONFIRMED, UNSOLVED = "correct", "wrong", "unconfirmed", "unsolved"
 POINTS = {CORRECT: 10, WRONG: -150, UNCONFIRMED: 10, UNSOLVED: 0}
-VERDICTS = ("sat", "unsat", "unknown", "timeout", "error")
 _RAW = {"holds": "unsat", "violated": "sat", "sat": "sat", "unsat": "unsat", "timeout": "timeout",
         "unknown": "unknown", "error": "error"}
 
@@ -315,6 +315,24 @@ def cactus_plot(scores: list[Score], out_png: str | os.PathLike, title: str = ""
 
 # ----------------------------------------------------------------------------- one call
 @dataclass
+class ReportRequest:
+    """What :func:`report` scores (our CSVs and ``compare`` CSVs of other tools), against what, where it writes."""
+
+    our_csvs: list[str | os.PathLike]
+    bench_dir: str | os.PathLike | None = None  # expected.csv and the files that sat answers are checked on
+    method: str | None = None  # that method's series first (the details table is about it)
+    reference: str | os.PathLike | None = None  # default: bench_dir/expected.csv
+    reference_tool: str | None = None  # the tool to take from ``reference`` when it holds several
+    compare: list[str | os.PathLike] = ()
+    tools: list[str] | None = None  # only these tools of the ``compare`` CSVs
+    keys: list[tuple[str, str]] | None = None  # default: the instances in our CSVs
+    plot: str | os.PathLike | None = None  # cactus plot (PNG)
+    markdown: str | os.PathLike | None = None  # summary (Markdown)
+    validate: bool = True  # re-check sat counterexamples (needs bench_dir)
+    title: str = ""
+
+
+@dataclass
 class Report:
     scores: list[Score]
     text: str
@@ -322,47 +340,47 @@ class Report:
     plot: Path | None
 
 
-def report(our_csvs: list[str | os.PathLike], bench_dir: str | os.PathLike | None = None,
-           method: str | None = None,
-           reference: str | os.PathLike | None = None, reference_tool: str | None = None,
-           compare: list[str | os.PathLike] = (), tools: list[str] | None = None,
-           keys: list[tuple[str, str]] | None = None, plot: str | os.PathLike | None = None,
-           markdown: str | os.PathLike | None = None, validate: bool = True, title: str = "") -> Report:
-    """Score our CSVs (and ``compare`` CSVs of other tools) on the same instances; write MD and PNG.
-
-    ``keys`` defaults to the instances in our CSVs. ``reference`` defaults to ``bench_dir/expected.csv``.
-    """
-    ours = [s for p in our_csvs for s in load_series(p)]
-    if method is not None:  # that method's series first (the details table is about it)
-        ours.sort(key=lambda s: s.label != method)
-    others = [s for p in compare for s in load_series(p, tools)]
-    if reference is None and bench_dir is not None and (Path(bench_dir) / "expected.csv").exists():
-        reference = Path(bench_dir) / "expected.csv"
-    ref = load_reference(reference, reference_tool) if reference else {}
+def _score_all(req: ReportRequest) -> tuple[list[Series], list[Score], dict]:
+    """(our series, the scores of ours then of the others on the same instances, the reference answers)."""
+    ours = [s for p in req.our_csvs for s in load_series(p)]
+    if req.method is not None:  # that method's series first (the details table is about it)
+        ours.sort(key=lambda s: s.label != req.method)
+    others = [s for p in req.compare for s in load_series(p, req.tools)]
+    reference = req.reference
+    if reference is None and req.bench_dir is not None and (Path(req.bench_dir) / "expected.csv").exists():
+        reference = Path(req.bench_dir) / "expected.csv"
+    ref = load_reference(reference, req.reference_tool) if reference else {}
+    keys = req.keys
     if keys is None:
         seen: dict = {}
         for s in ours or others:
             for k in s.rows:
                 seen.setdefault(k, None)
         keys = list(seen)
-    checker = CounterexampleChecker(bench_dir) if validate and bench_dir is not None else None
+    checker = CounterexampleChecker(req.bench_dir) if req.validate and req.bench_dir is not None else None
     scores = [score_series(s, ref, keys, checker) for s in ours] + [score_series(s, ref, keys) for s in others]
-    title = title or (f"{Path(bench_dir).resolve().name}" if bench_dir else "benchmark")
+    return ours, scores, ref
+
+
+def report(req: ReportRequest) -> Report:
+    """Score our CSVs (and the ``compare`` CSVs of other tools) on the same instances; write MD and PNG."""
+    ours, scores, ref = _score_all(req)
+    title = req.title or (f"{Path(req.bench_dir).resolve().name}" if req.bench_dir else "benchmark")
     text = summary_text(scores)
     if not ref:
         text += "(no reference answers: every sat/unsat counts as unconfirmed)\n"
     md = summary_markdown(scores, f"Results: {title}", details=scores[0] if ours else None)
-    if markdown:
-        Path(markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(markdown).write_text(md)
+    if req.markdown:
+        Path(req.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(req.markdown).write_text(md)
     png = None
-    if plot and scores:
+    if req.plot and scores:
         timeouts = [_float(r.get("timeout_s")) for s in ours for r in s.rows.values()]
         tmo = max((t for t in timeouts if math.isfinite(t)), default=None)
-        png = cactus_plot(scores, plot, title=f"{title}: instances solved vs time", timeout=tmo)
+        png = cactus_plot(scores, req.plot, title=f"{title}: instances solved vs time", timeout=tmo)
     return Report(scores, text, md, png)
 
 
 __all__ = ["CORRECT", "WRONG", "UNCONFIRMED", "UNSOLVED", "POINTS", "Series", "Score", "Outcome", "Report",
            "CounterexampleChecker", "load_series", "load_reference", "score_series", "summary_text",
-           "summary_markdown", "cactus_plot", "report", "normalize_verdict", "norm_path"]
+           "summary_markdown", "cactus_plot", "report", "ReportRequest", "normalize_verdict", "norm_path"]

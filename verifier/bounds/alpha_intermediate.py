@@ -24,7 +24,7 @@ from verifier.bounds.crown import (
     rounding_allowance,
     widen,
 )
-from verifier.bounds.linear import concretize_lower, keep_best, start_alphas
+from verifier.bounds.linear import LinearObjective, Steps, concretize_lower, keep_best, start_alphas
 from verifier.bounds.optim import Adam
 from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
@@ -123,18 +123,19 @@ class IntermediateSlopes:
                 a.clamp_(0.0, 1.0)
 
 
-def optimise_all_slopes(graph: Graph, A0, d, x_lo, x_hi, pre: Bounds, lb, tol, iters: int, lr: float,
-                        decay: float = 1.0, deadline=None, stop=None, best_alphas: dict | None = None,
-                        inter_slopes: dict | None = None):
+def optimise_all_slopes(obj: LinearObjective, lb, tol, steps: Steps, deadline=None, stop=None,
+                        best_alphas: dict | None = None, inter_slopes: dict | None = None):
     """Joint projected Adam on the objective's and every intermediate node's ReLU slopes.
 
-    Starts from ``pre`` (sound bounds of every node) and the objective bound ``lb``/``tol`` on it.
+    Starts from ``obj.pre`` (sound bounds of every node) and the objective bound ``lb``/``tol`` on it.
     Returns (lb, tol, pre): the best bound per row, and the tightest intermediate bounds seen
     (``pre`` refreshed by one interval walk from them). ``best_alphas``, when given, receives the
     objective's slopes of each row's best bound; ``inter_slopes`` the intermediate slopes of the last
     step (``ObjectiveBounds.inter_slopes``: sound with any bounds, and a better start than CROWN's
     slopes where the same neurons are bounded again on a sub-domain).
     """
+    graph, A0, d, x_lo, x_hi, pre = obj.graph, obj.A0, obj.d, obj.x_lo, obj.x_hi, obj.pre
+    iters, lr, decay = steps.iters, steps.lr, steps.decay
     B, K = A0.shape[:2]
     inter = IntermediateSlopes(graph, x_lo, x_hi, pre)
     out_alphas = {}

@@ -80,26 +80,12 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
             src = node.inputs[0]
             if record is not None:
                 record[node.name] = A
-            lo, hi = pre[src]
-            alpha = alphas.get(node.name) if alphas else None
-            ls, lb_, us, ub_ = node.op.relax(lo.unsqueeze(1), hi.unsqueeze(1), alpha)
-            # lower line where A >= 0, upper line where A < 0 (slopes and constant terms)
-            A_pos = A.clamp(min=0)
-            A_neg = A - A_pos
-            Ai = torch.addcmul(A_pos * ls, A_neg, us)
-            An = A_neg.reshape(B, K, -1)
-            c_up = _row_dot(An, ub_, B)
-            c = c_up
-            if lb_ is not None:
-                Ap = A_pos.reshape(B, K, -1)
-                c_low = _row_dot(Ap, lb_, B)
-                c = c + c_low
+            Ai, c, abs_minus, abs_plus = _relaxed_step(node, A, pre[src], alphas, B, K, track)
             bias = bias + c
             if track:  # sum of |A_j * constant_j|
-                # A_neg <= 0: with constants >= 0 (ReLU's chord), the sum is -c_up itself
-                bias_abs = bias_abs - (c_up if node.op.upper_bias_nonneg else _row_dot(An, ub_.abs(), B))
-                if lb_ is not None:
-                    bias_abs = bias_abs + _row_dot(Ap, lb_.abs(), B)
+                bias_abs = bias_abs - abs_minus
+                if abs_plus is not None:
+                    bias_abs = bias_abs + abs_plus
             As[src] = As[src] + Ai if src in As else Ai
     Ax = As.get(graph.input_name)
     if Ax is None:  # start does not depend on the input
@@ -111,6 +97,35 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
     if return_linear:
         return lb, Ax, bias
     return lb
+
+
+def _relaxed_step(node, A, bounds, alphas, B: int, K: int, track: bool):
+    """One nonlinear node of the backward pass: its lower line where ``A >= 0``, its upper line where ``A < 0``.
+
+    Returns the coefficients on the node's input, the constant term (B, K), and, with ``track``, the two parts of
+    the constant terms' magnitude (subtracted, added; the second None without a lower constant).
+    """
+    lo, hi = bounds
+    alpha = alphas.get(node.name) if alphas else None
+    ls, lb_, us, ub_ = node.op.relax(lo.unsqueeze(1), hi.unsqueeze(1), alpha)
+    A_pos = A.clamp(min=0)
+    A_neg = A - A_pos
+    Ai = torch.addcmul(A_pos * ls, A_neg, us)
+    An = A_neg.reshape(B, K, -1)
+    c_up = _row_dot(An, ub_, B)
+    c = c_up
+    Ap = None
+    if lb_ is not None:
+        Ap = A_pos.reshape(B, K, -1)
+        c_low = _row_dot(Ap, lb_, B)
+        c = c + c_low
+    abs_minus = abs_plus = None
+    if track:
+        # A_neg <= 0: with constants >= 0 (ReLU's chord), the sum is -c_up itself
+        abs_minus = c_up if node.op.upper_bias_nonneg else _row_dot(An, ub_.abs(), B)
+        if lb_ is not None:
+            abs_plus = _row_dot(Ap, lb_.abs(), B)
+    return Ai, c, abs_minus, abs_plus
 
 
 def _row_dot(A: torch.Tensor, v: torch.Tensor, B: int) -> torch.Tensor:
@@ -186,7 +201,8 @@ def slopes_of_rows(slopes, rows: torch.Tensor) -> dict | None:
 
 
 def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, hi_ibp, slopes=None):
-    """CROWN lower and upper bounds of every element of node ``name`` (only elements unstable under ``lo_ibp``/``hi_ibp``).
+    """CROWN lower and upper bounds of every element of node ``name`` (only the elements unstable under
+    ``lo_ibp``/``hi_ibp``).
 
     ``slopes``: lower ReLU slopes for these rows as ``slopes_of_rows`` takes them (else CROWN's adaptive
     ones); every slope in [0, 1] is sound."""

@@ -1,11 +1,50 @@
-"""Small pieces shared by the bound passes: concretising a linear bound on a box, and the ReLU slopes
-(alphas) that alpha-CROWN optimises (their start and the best kept per row)."""
+"""Small pieces shared by the bound passes: the linear objective over a box (``LinearObjective``), an
+optimisation schedule (``Steps``), warm starts and best-found slopes (``SlopeMemory``), concretising a linear
+bound on a box, and the ReLU slopes (alphas) that alpha-CROWN optimises (their start, the best kept per row)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from verifier.bounds.crown import rel_tol
+from verifier.ir.graph import Graph
 from verifier.ir.ops import ReLU
+
+
+@dataclass
+class LinearObjective:
+    """The rows ``A0 . y - d`` of ``graph``'s output ``y`` to bound from below over the boxes ``x_lo``..``x_hi``
+    (``(B, n)``; ``A0`` ``(B, K, *output shape)``, ``d`` ``(K,)`` or ``(B, K)``), with ``pre`` the known bounds of
+    every node's input (the nonlinear nodes' relaxations are built on them)."""
+
+    graph: Graph
+    A0: torch.Tensor
+    d: torch.Tensor
+    x_lo: torch.Tensor
+    x_hi: torch.Tensor
+    pre: dict
+
+
+@dataclass(frozen=True)
+class Steps:
+    """An optimisation schedule: ``iters`` projected Adam steps with learning rate ``lr``, times ``decay`` a step."""
+
+    iters: int
+    lr: float
+    decay: float = 1.0
+
+
+@dataclass
+class SlopeMemory:
+    """Warm starts and results of a slope optimisation, node -> broadcastable to ``(B, K, *shape)``: ``init_alphas``
+    / ``init_betas`` are the starting slopes and split multipliers (a parent's optimum) instead of CROWN's slopes
+    and zeros; ``best_alphas`` / ``best_betas``, when given, receive those of each row's best bound."""
+
+    init_alphas: dict | None = None
+    init_betas: dict | None = None
+    best_alphas: dict | None = None
+    best_betas: dict | None = None
 
 
 def concretize_lower(Ax, bias, x_lo, x_hi, d, dtype, bias_abs=None):

@@ -22,7 +22,7 @@ import torch
 
 from verifier.bounds.alpha_intermediate import MAX_SLOPES, intermediate_slope_count, optimise_all_slopes
 from verifier.bounds.crown import Bounds, backward_lower, intermediate_bounds
-from verifier.bounds.linear import concretize_lower, keep_best, start_alphas
+from verifier.bounds.linear import LinearObjective, SlopeMemory, Steps, concretize_lower, keep_best, start_alphas
 from verifier.bounds.optim import Adam
 from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
@@ -84,8 +84,8 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
     alphas, inter = None, None
     if settings.method == "alpha-crown" and graph.nonlinear_nodes():
         alphas, inter = {}, {}
-        lb, tol, pre = _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings, groups, deadline, alphas,
-                                       inter)
+        lb, tol, pre = _alpha_optimize(LinearObjective(graph, A0, d, x_lo, x_hi, pre), lb, tol, settings, groups,
+                                       deadline, alphas, inter)
     return ObjectiveBounds(lb, tol, pre, ub, alphas or None, inter or None)
 
 
@@ -95,7 +95,7 @@ def _all_groups_proven(proven: torch.Tensor, groups) -> bool:
     return all(bool(proven[:, g].any(1).all()) for g in groups)
 
 
-def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSettings, groups, deadline=None,
+def _alpha_optimize(obj: LinearObjective, lb, tol, settings: BoundSettings, groups, deadline=None,
                     best_alphas=None, inter_slopes=None):
     """alpha-CROWN: projected gradient ascent on the lower ReLU slopes, per row and box.
 
@@ -107,20 +107,18 @@ def _alpha_optimize(graph, A0, d, x_lo, x_hi, pre, lb, tol, settings: BoundSetti
     """
     stop = lambda b, t: _all_groups_proven(b > t, groups)  # noqa: E731
     if stop(lb, tol):
-        return lb, tol, pre
-    if settings.intermediate_alpha and intermediate_slope_count(graph, pre) <= MAX_SLOPES:
-        return optimise_all_slopes(graph, A0, d, x_lo, x_hi, pre, lb.clone(), tol.clone(), settings.alpha_iters,
-                                   lr=settings.alpha_lr, decay=settings.lr_decay, deadline=deadline, stop=stop,
+        return lb, tol, obj.pre
+    steps = Steps(settings.alpha_iters, settings.alpha_lr, settings.lr_decay)
+    if settings.intermediate_alpha and intermediate_slope_count(obj.graph, obj.pre) <= MAX_SLOPES:
+        return optimise_all_slopes(obj, lb.clone(), tol.clone(), steps, deadline=deadline, stop=stop,
                                    best_alphas=best_alphas, inter_slopes=inter_slopes)
-    lb, tol, _ = optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb.clone(), tol.clone(), settings.alpha_iters,
-                                 lr=settings.alpha_lr, decay=settings.lr_decay, deadline=deadline, stop=stop,
-                                 best_alphas=best_alphas)
-    return lb, tol, pre
+    lb, tol, _ = optimise_slopes(obj, lb.clone(), tol.clone(), steps, deadline=deadline, stop=stop,
+                                 memory=SlopeMemory(best_alphas=best_alphas))
+    return lb, tol, obj.pre
 
 
-def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: float, decay: float = 1.0,
-                    signs: dict | None = None, Ax=None, deadline=None, stop=None, init_alphas: dict | None = None,
-                    best_alphas: dict | None = None, init_betas: dict | None = None, best_betas: dict | None = None):
+def optimise_slopes(obj: LinearObjective, lb, tol, steps: Steps, signs: dict | None = None, Ax=None, deadline=None,
+                    stop=None, memory: SlopeMemory | None = None):
     """Projected Adam on the lower ReLU slopes (alpha in [0, 1]) and, with ``signs``, on split multipliers.
 
     ``signs`` maps pre-activation nodes to split signs ``s_j`` (+1 for ``z_j >= 0``, -1 for
@@ -130,11 +128,13 @@ def optimise_slopes(graph, A0, d, x_lo, x_hi, pre, lb, tol, iters: int, lr: floa
     Every alpha and beta give sound bounds, so the best bound per row is kept (starting from
     ``lb``, ``tol``); ``Ax``, when given, follows the best rows' input coefficients. Stops early
     at the deadline or when ``stop(best_lb, best_tol)`` holds. Returns (lb, tol, Ax).
-    ``init_alphas`` (node -> broadcastable to (B, K, *shape)) is the starting point instead of
-    CROWN's slopes (a warm start from a parent's optimum); ``best_alphas``, when given, receives
-    the slopes of each row's best bound. ``init_betas`` / ``best_betas`` do the same for the split
-    multipliers (node -> (B, K, *shape); entries off the split neurons are ignored).
+    ``memory`` holds the warm starts (a parent's optimum instead of CROWN's slopes; split multipliers: entries
+    off the split neurons are ignored) and receives the slopes and multipliers of each row's best bound.
     """
+    graph, A0, d, x_lo, x_hi, pre = obj.graph, obj.A0, obj.d, obj.x_lo, obj.x_hi, obj.pre
+    iters, lr, decay = steps.iters, steps.lr, steps.decay
+    mem = memory or SlopeMemory()
+    init_alphas, init_betas, best_alphas, best_betas = mem.init_alphas, mem.init_betas, mem.best_alphas, mem.best_betas
     B, K = A0.shape[:2]
     alphas, betas, sgn = {}, {}, {}
     for node in graph.nonlinear_nodes():

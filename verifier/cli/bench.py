@@ -6,8 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-from verifier.bench.runner import DEFAULT_GRACE, BenchConfig, BenchError, default_out_dir, plan, run_bench, split_extra
-from verifier.bench.scoring import report
+from verifier.bench.instances import BenchError
+from verifier.bench.job import DEFAULT_GRACE
+from verifier.bench.runner import BenchConfig, default_out_dir, plan, run_bench, split_extra
+from verifier.bench.scoring import ReportRequest, report
 
 DESCRIPTION = """\
 Run every instance of a VNN-COMP benchmark folder (its instances.csv: onnx,vnnlib,timeout_s),
@@ -95,7 +97,6 @@ def run(args) -> int:
                       memory_limit_mb=args.memory_limit, retry_errors=args.retry_errors, ray_address=args.ray,
                       progress=not args.no_progress)
     try:
-
         inst_csv, instances, _, _ = plan(cfg)
     except (BenchError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -122,10 +123,10 @@ def _report(args, cfg, bench_dir: Path, keys, interrupted: bool) -> int:
     plot = Path(args.plot) if args.plot else Path(cfg.out) / "cactus.png"
     md = Path(cfg.out) / "summary.md"
     try:
-        rep = report([cfg.csv_path], bench_dir=bench_dir, method=cfg.method, reference=args.reference,
-                     reference_tool=args.reference_tool, compare=args.compare, tools=tools, keys=keys,
-                     plot=plot, markdown=md, validate=not args.no_validate,
-                     title=f"{bench_dir.name} ({cfg.method})")
+        rep = report(ReportRequest([cfg.csv_path], bench_dir=bench_dir, method=cfg.method, reference=args.reference,
+                                   reference_tool=args.reference_tool, compare=args.compare, tools=tools, keys=keys,
+                                   plot=plot, markdown=md, validate=not args.no_validate,
+                                   title=f"{bench_dir.name} ({cfg.method})"))
     except (ValueError, OSError) as e:
         print(f"error: cannot score: {e}", file=sys.stderr)
         return 2

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 
 import numpy as np
-import torch
 
-from frontends.onnx.loader import load_onnx
-from verifier.certificates.lipschitz.analysis import certified_radius, local_certified_radius
 from verifier.certificates.lipschitz.clever import clever_estimate
 from verifier.certificates.lipschitz.global_bound import global_lipschitz
-from verifier.certificates.smoothing.certify import DataError, load_labelled_npz
-from verifier.ir.errors import UnsupportedError, VerifierError
+from verifier.certificates.lipschitz.local import local_certified_radius
+from verifier.certificates.lipschitz.radii import certified_radius
+from verifier.cli.certify_args import ArgError, add_certify_parser, fail, load_model_and_data, log_output, parse_radii
+from verifier.ir.errors import UnsupportedError
 
 DESCRIPTION = """\
 Certified robustness radii from Lipschitz bounds (deterministic certificates).
@@ -50,11 +48,8 @@ example:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("lipschitz", help="Lipschitz certificates: certified l2 / l_inf radii on a data set",
-                              description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="ONNX model (.onnx or .onnx.gz) giving class scores")
-    p.add_argument("--data", required=True, metavar="FILE.npz", help="labelled inputs: arrays x and y")
+    p = add_certify_parser(subparsers, "lipschitz", "Lipschitz certificates: certified l2 / l_inf radii on a data set",
+                           DESCRIPTION, EPILOG)
     p.add_argument("--method", choices=("product", "lipsdp"), default="product",
                    help="global bound: product of operator norms (default) or LipSDP")
     p.add_argument("--time-limit", type=float, default=60.0, help="seconds for the LipSDP solve (default 60)")
@@ -69,65 +64,58 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _fail(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return 2
-
-
 HEADER = "idx\tlabel\tpredict\tmargin\tradius_global\tradius_local\tlinf_global\tlinf_local\tcorrect\ttime"
+
+
+def _example_row(args, graph, bound, i: int, xi: np.ndarray, label: int) -> tuple[str, tuple]:
+    """The log line of example ``i`` and its ``(correct, global l2 radius, local l2 radius)``."""
+    t1 = time.perf_counter()
+    g = certified_radius(graph, xi, bound)
+    if args.local_bounds != "none":
+        loc = local_certified_radius(graph, xi, bound, args.local_bounds)
+    else:
+        loc = g
+    correct = int(g.prediction == label)
+    line = (f"{i}\t{label}\t{g.prediction}\t{g.margin:.6g}\t{g.l2:.6g}\t{loc.l2:.6g}\t{g.linf:.6g}\t"
+            f"{loc.linf:.6g}\t{correct}\t{time.perf_counter() - t1:.4f}")
+    if args.clever:
+        ce = clever_estimate(graph, xi, radius=max(4 * loc.l2, 0.1), n_batches=20, batch_size=50, seed=i)
+        line += f"\t{ce.radius:.6g}"
+    return line, (correct, g.l2, loc.l2)
+
+
+def _radii_log(args, graph, bound, x, y, n_ex: int) -> np.ndarray:
+    """Write the log of the first ``n_ex`` examples; rows ``(correct, global l2 radius, local l2 radius)``."""
+    rows = []
+    with log_output(args.out) as out:
+        print(HEADER + ("\tclever_radius" if args.clever else ""), file=out, flush=True)
+        for i in range(n_ex):
+            line, row = _example_row(args, graph, bound, i, x[i].reshape(-1).astype(np.float64), int(y[i]))
+            print(line, file=out, flush=True)
+            rows.append(row)
+    return np.array(rows, dtype=np.float64).reshape(-1, 3)
 
 
 def run(args) -> int:
     try:
-        radii = [float(v) for v in args.radii.split(",") if v.strip()]
-        if not radii or any(not math.isfinite(v) or v < 0 for v in radii):
-            raise ValueError
-    except ValueError:
-        return _fail(f"--radii must be a comma-separated list of non-negative numbers, got {args.radii!r}")
-    if not args.time_limit > 0:
-        return _fail("--time-limit must be positive")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        return _fail("--device cuda was asked for but CUDA is not available")
-    try:
-        graph = load_onnx(args.model, device=args.device)
-        x, y = load_labelled_npz(args.data, graph.n_inputs)
-    except (VerifierError, DataError) as e:
-        return _fail(str(e))
+        radii = parse_radii(args.radii)
+        if not args.time_limit > 0:
+            raise ArgError("--time-limit must be positive")
+        graph, x, y = load_model_and_data(args.model, args.data, args.device)
+    except ArgError as e:
+        return fail(str(e))
     n_ex = len(x) if args.max < 0 else min(len(x), args.max)
     try:
         t0 = time.perf_counter()
         bound = global_lipschitz(graph, args.method, time_limit=args.time_limit)
     except UnsupportedError as e:
-        return _fail(f"{args.model}: {e}")
+        return fail(f"{args.model}: {e}")
     print(f"global l2 Lipschitz bound L <= {bound.L:.6g} ({bound.method}, {time.perf_counter() - t0:.2f} s)"
           + (f"; {bound.message}" if bound.message else ""), file=sys.stderr)
     try:
-        out = open(args.out, "w") if args.out else sys.stdout
-    except OSError as e:
-        return _fail(f"cannot write {args.out}: {e.strerror}")
-    rows = []
-    try:
-        print(HEADER + ("\tclever_radius" if args.clever else ""), file=out, flush=True)
-        for i in range(n_ex):
-            t1 = time.perf_counter()
-            xi = x[i].reshape(-1).astype(np.float64)
-            g = certified_radius(graph, xi, bound)
-            if args.local_bounds != "none":
-                loc = local_certified_radius(graph, xi, bound, args.local_bounds)
-            else:
-                loc = g
-            correct = int(g.prediction == int(y[i]))
-            line = (f"{i}\t{int(y[i])}\t{g.prediction}\t{g.margin:.6g}\t{g.l2:.6g}\t{loc.l2:.6g}\t{g.linf:.6g}\t"
-                    f"{loc.linf:.6g}\t{correct}\t{time.perf_counter() - t1:.4f}")
-            if args.clever:
-                ce = clever_estimate(graph, xi, radius=max(4 * loc.l2, 0.1), n_batches=20, batch_size=50, seed=i)
-                line += f"\t{ce.radius:.6g}"
-            print(line, file=out, flush=True)
-            rows.append((correct, g.l2, loc.l2))
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 3)
+        arr = _radii_log(args, graph, bound, x, y, n_ex)
+    except ArgError as e:
+        return fail(str(e))
     print(f"# certified accuracy from Lipschitz bounds ({n_ex} examples, global L <= {bound.L:.6g}, {bound.method})")
     print("radius_l2\tglobal\tlocal")
     for r in radii:

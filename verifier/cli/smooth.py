@@ -6,19 +6,10 @@ import math
 import sys
 import time
 
-import torch
-
-from frontends.onnx.loader import load_onnx
-from verifier.certificates.smoothing.certify import (
-    LOG_HEADER,
-    DataError,
-    certified_accuracy,
-    certify_dataset,
-    format_certify_row,
-    load_labelled_npz,
-    plot_certified_accuracy,
-)
-from verifier.ir.errors import VerifierError
+from verifier.certificates.smoothing.certify import SmoothingParams, certify_dataset
+from verifier.certificates.smoothing.plot import plot_certified_accuracy
+from verifier.certificates.smoothing.records import LOG_HEADER, certified_accuracy, format_certify_row
+from verifier.cli.certify_args import ArgError, add_certify_parser, fail, load_model_and_data, log_output, parse_radii
 
 DESCRIPTION = """\
 Certify every example of a labelled data set with randomized smoothing (Cohen,
@@ -45,11 +36,8 @@ example:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("smooth", help="randomized smoothing: certified l2 radii on a labelled data set",
-                              description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="ONNX model (.onnx or .onnx.gz) giving class scores")
-    p.add_argument("--data", required=True, metavar="FILE.npz", help="labelled inputs: arrays x and y")
+    p = add_certify_parser(subparsers, "smooth", "randomized smoothing: certified l2 radii on a labelled data set",
+                           DESCRIPTION, EPILOG)
     p.add_argument("--sigma", required=True, type=float, help="noise level (standard deviation of the Gaussian)")
     p.add_argument("--n", type=int, default=100_000, help="estimation samples per example (default 100000)")
     p.add_argument("--n0", type=int, default=100, help="selection samples per example (default 100)")
@@ -70,63 +58,44 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _fail(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return 2
-
-
-def _parse_radii(text: str) -> list[float]:
-    vals = [float(v) for v in text.split(",") if v.strip()]
-    if not vals or any(not math.isfinite(v) or v < 0 for v in vals):
-        raise ValueError
-    return vals
-
-
-def run(args) -> int:
+def _check_args(args) -> list[float]:
+    """The summary radii; ArgError for a bad sampling argument or radius list."""
     if not (args.sigma > 0 and math.isfinite(args.sigma)):
-        return _fail(f"--sigma must be a positive number, got {args.sigma}")
+        raise ArgError(f"--sigma must be a positive number, got {args.sigma}")
     if args.n < 1 or args.n0 < 1:
-        return _fail("--n and --n0 must be at least 1")
+        raise ArgError("--n and --n0 must be at least 1")
     if not 0.0 < args.alpha < 1.0:
-        return _fail(f"--alpha must be in (0, 1), got {args.alpha}")
+        raise ArgError(f"--alpha must be in (0, 1), got {args.alpha}")
     if args.skip < 1:
-        return _fail("--skip must be at least 1")
-    try:
-        radii = _parse_radii(args.radii)
-    except ValueError:
-        return _fail(f"--radii must be a comma-separated list of non-negative numbers, got {args.radii!r}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        return _fail("--device cuda was asked for but CUDA is not available")
-    try:
-        torch.device(args.device)
-    except (RuntimeError, ValueError):
-        return _fail(f"unknown device {args.device!r}")
-    try:
-        graph = load_onnx(args.model, device=args.device)
-        x, y = load_labelled_npz(args.data, graph.n_inputs)
-    except (VerifierError, DataError) as e:
-        return _fail(str(e))
-    idx = list(range(0, len(x), args.skip))
-    if args.max >= 0:
-        idx = idx[: args.max]
-    try:
-        out = open(args.out, "w") if args.out else sys.stdout
-    except OSError as e:
-        return _fail(f"cannot write {args.out}: {e.strerror}")
-    print(f"smoothing {args.model}: {len(idx)} examples, sigma={args.sigma:g}, n0={args.n0}, n={args.n}, "
-          f"alpha={args.alpha:g}, device={args.device}", file=sys.stderr)
-    t0 = time.perf_counter()
-    try:
+        raise ArgError("--skip must be at least 1")
+    return parse_radii(args.radii)
+
+
+def _certify_log(args, graph, x, y, idx: list[int]) -> list:
+    """Certify the examples ``idx``, each row written to the log as soon as it is known."""
+    params = SmoothingParams(args.sigma, args.n0, args.n, args.alpha, args.batch, args.seed, args.threads)
+    with log_output(args.out) as out:
+        print(f"smoothing {args.model}: {len(idx)} examples, sigma={args.sigma:g}, n0={args.n0}, n={args.n}, "
+              f"alpha={args.alpha:g}, device={args.device}", file=sys.stderr)
         print(LOG_HEADER, file=out, flush=True)
 
         def on_record(rec):
             print(format_certify_row(rec), file=out, flush=True)
 
-        records = certify_dataset(graph, x, y, args.sigma, args.n0, args.n, args.alpha, args.batch, args.seed,
-                                  indices=idx, on_record=on_record, threads=args.threads)
-    finally:
-        if out is not sys.stdout:
-            out.close()
+        return certify_dataset(graph, x, y, params, indices=idx, on_record=on_record)
+
+
+def run(args) -> int:
+    try:
+        radii = _check_args(args)
+        graph, x, y = load_model_and_data(args.model, args.data, args.device, known_device=True)
+        idx = list(range(0, len(x), args.skip))
+        if args.max >= 0:
+            idx = idx[: args.max]
+        t0 = time.perf_counter()
+        records = _certify_log(args, graph, x, y, idx)
+    except ArgError as e:
+        return fail(str(e))
     total = time.perf_counter() - t0
     samples = len(records) * (args.n + args.n0)
     abstain = sum(r.predict == -1 for r in records)
@@ -142,6 +111,6 @@ def run(args) -> int:
         try:
             plot_certified_accuracy({f"sigma={args.sigma:g}": records}, args.plot)
         except OSError as e:
-            return _fail(f"cannot write {args.plot}: {e.strerror}")
+            return fail(f"cannot write {args.plot}: {e.strerror}")
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0

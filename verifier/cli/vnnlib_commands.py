@@ -9,8 +9,9 @@ import onnx
 from frontends.onnx.files import read_model_bytes
 from frontends.onnx.loader import SUPPORTED, graph_from_bytes
 from frontends.onnx.reference import OnnxReference
+from frontends.vnnlib.files import read_spec_text
 from frontends.vnnlib.v1 import parse_vnnlib
-from frontends.vnnlib.v2 import detect_version, parse_query, read_spec_text
+from frontends.vnnlib.v2 import detect_version, parse_query
 from verifier.api import verify_problem
 from verifier.ir.errors import VerifierError
 from verifier.ir.problem import Problem

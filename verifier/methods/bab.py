@@ -40,9 +40,9 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, name: 
     t = time.monotonic()
     proven, best = bound_spec(problem, replace(options.bounds, method="crown"), deadline)
     timings["crown"] = time.monotonic() - t
-    stats["crown_bound"] = min(best) if best else None
+    crown_bound = stats["crown_bound"] = min(best) if best else None
     if all(proven):
-        return Result(Verdict.UNSAT, f"{name}:crown", bound=stats["crown_bound"], timings=timings, stats=stats)
+        return Result(Verdict.UNSAT, f"{name}:crown", bound=crown_bound, timings=timings, stats=stats)
     if settings.attack_first:
         t = time.monotonic()
         budget = deadline.sub(max(1.0, settings.attack_fraction * deadline.total))
@@ -52,7 +52,7 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, name: 
         if cex is not None:
             return Result(Verdict.SAT, name + ":attack", counterexample=cex, timings=timings, stats=stats)
     t = time.monotonic()
-    found = search_regions(problem, proven, settings, deadline, stats)
+    found = search_regions(problem, proven, settings, options.bounds, deadline, stats)
     timings["search"] = time.monotonic() - t
     method = f"{name}:{found.strategy}-split"
     if found.outcome == Outcome.FALSIFIED:

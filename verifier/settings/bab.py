@@ -13,7 +13,8 @@ class BaBSettings:
     max_domains: int = 300_000  # cap on stored domains (boxes are taken depth first); past it: unknown
     input_split_max_dim: int = 32  # input splitting when the input has at most this many dimensions
     input_alpha_iters: int = 3  # alpha-CROWN steps on the objective of each box (input splitting)
-    input_branching: Literal["smear-all", "smear", "widest", "best"] = "smear-all"  # input splitting heuristic: smear-all | smear | widest | best
+    # input splitting heuristic (bab/input_split.py)
+    input_branching: Literal["smear-all", "smear", "widest", "best"] = "smear-all"
     input_max_aspect: float = 128.0  # split the widest side of a box whose chosen side is this many times
     # narrower (relative to the region); 0: no limit
     input_alpha_ax: bool = False  # split by the alpha-optimised coefficients instead of CROWN's
@@ -22,8 +23,8 @@ class BaBSettings:
     # from instance to instance, and a restart with another one often finishes in seconds
     # ("best" proves some ACAS Xu properties in seconds where the smear scores need minutes, and the
     # reverse); the last one resumes from the boxes the first left open
-    input_portfolio: tuple[tuple[str, int, bool, float], ...] = (("smear-all", 3, False, 0.2), ("best", 3, False, 0.15), ("smear-all", 10, True, 0.35),
-                              ("smear", 3, False, 1.0))
+    input_portfolio: tuple[tuple[str, int, bool, float], ...] = (
+        ("smear-all", 3, False, 0.2), ("best", 3, False, 0.15), ("smear-all", 10, True, 0.35), ("smear", 3, False, 1.0))
     relu_batch: int = 64  # domains bounded per call in ReLU splitting
     relu_alpha_iters: int | None = None  # alpha/beta-CROWN steps on the objective of each ReLU-split domain
     # (None: 64 where intermediate bounds are re-derived per domain, 8 elsewhere; they stop once every row is
@@ -32,21 +33,23 @@ class BaBSettings:
     # proven in 74 s with 8, open after 100 s with 32
     relu_warm_domains: int | None = None  # children start from their parent's optimised slopes and split
     # multipliers while at most this many domains are stored (None: while the memory budget allows; 0: never)
-    relu_branching: Literal["gradient", "babsr"] | None = None  # which neuron a domain is split on (bab/branching.py): "gradient" (a
-    # first-order estimate of the worse child's gain from the domain's own slopes and multipliers) or "babsr"
-    # (objective coefficient times relaxation area); None: "gradient" where intermediate bounds are not
-    # re-derived per domain, "babsr" where they are (the estimate does not see a split tighten the later
-    # layers). oval21 at 90 s: base img2578 proven in 8.8 s with "gradient", open at -0.037 with "babsr";
-    # mnist_fc 256x4 prop_11_0.05 proven in 20 s with "babsr", open at -0.95 after 40 s with "gradient"
+    # which neuron a domain is split on (bab/branching.py): "gradient" (a first-order estimate of the worse child's
+    # gain from the domain's own slopes and multipliers) or "babsr" (objective coefficient times relaxation area);
+    # None: "gradient" where intermediate bounds are not re-derived per domain, "babsr" where they are (the estimate
+    # does not see a split tighten the later layers). oval21 at 90 s: base img2578 proven in 8.8 s with "gradient",
+    # open at -0.037 with "babsr"; mnist_fc 256x4 prop_11_0.05 proven in 20 s with "babsr", open at -0.95 after 40 s
+    # with "gradient"
+    relu_branching: Literal["gradient", "babsr"] | None = None
     relu_fsb: int | None = None  # filtered smart branching: the best of this many top-scored neurons (1: the
     # top score); None: 12 with the "babsr" score (``relu_fsb_portfolio`` where intermediate bounds are
     # re-derived per domain), 1 with "gradient" (oval21 base img876, 60 s: worst open bound -0.0016 with 1,
     # -0.091 with 12: the estimate picks as well and the search bounds 5x the domains)
-    relu_fsb_portfolio: tuple[tuple[int, float], ...] = ((4, 0.1), (12, 1.0))  # (width, share of the time left) run in turn where
-    # intermediate bounds are re-derived: the one-pass estimate does not see how a split tightens the later
-    # layers' bounds there, and which width suits an instance is erratic (mnist_fc 256x4 prop_8_0.03: k=4
-    # 1.9 s, k=12 58 s; 256x2 prop_10_0.05: k=4 > 120 s, k=12 0.7 s); k=4 wins quickly where it wins,
-    # while k=12 may need long runs (256x4 prop_11_0.05: stuck at -1.17 with k=4, -0.69 -> -0.30 in 225 s)
+    # (width, share of the time left) of the searches run in turn where intermediate bounds are re-derived: the one-
+    # pass estimate does not see how a split tightens the later layers' bounds there, and which width suits an
+    # instance is erratic (mnist_fc 256x4 prop_8_0.03: k=4 1.9 s, k=12 58 s; 256x2 prop_10_0.05: k=4 > 120 s, k=12
+    # 0.7 s); k=4 wins quickly where it wins, while k=12 may need long runs (256x4 prop_11_0.05: stuck at -1.17 with
+    # k=4, -0.69 -> -0.30 in 225 s)
+    relu_fsb_portfolio: tuple[tuple[int, float], ...] = ((4, 0.1), (12, 1.0))
     relu_refine_share: float = 0.5  # share of the time left after the first search of the FSB portfolio spent
     # refining the root's intermediate bounds by MILP (bab/refine.py; Gurobi) before the next searches start
     # from them (0: off). mnist_fc 256x6 prop_0_0.05: root bound -838 -> -0.064 after 100 s (unstable ReLUs

@@ -1,6 +1,7 @@
 """CLEVER-style (Weng et al. 2018) sampling of gradient norms near a point with a reverse-Weibull fit.
 
-It is an ESTIMATE, never a certificate: useful to see how loose the certified bounds of ``lipschitz.py`` are.
+It is an ESTIMATE, never a certificate: useful to see how loose the certified bounds (``analysis.py``,
+``local.py``) are.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import weibull_max
 
-from verifier.certificates.lipschitz.analysis import _few_threads, gradient_norms, logits64
+from verifier.certificates.lipschitz.evaluate import gradient_norms, logits64
+from verifier.certificates.threads import few_threads
 from verifier.ir.graph import Graph
 
 
@@ -26,7 +28,7 @@ class CleverEstimate:
     kind: str = "estimate"
 
 
-@_few_threads
+@few_threads
 def clever_estimate(graph: Graph, x, label: int | None = None, radius: float = 0.5, n_batches: int = 50,
                     batch_size: int = 100, seed: int = 0) -> CleverEstimate:
     """CLEVER (Weng et al. 2018): sample gradient norms of ``f_label - f_j`` in the l2 ball of ``radius``.

@@ -25,14 +25,11 @@ import time
 
 import numpy as np
 
-from verifier.certificates.lipschitz.analysis import (
-    LipschitzBound,
-    gradient_norms,
-    local_lipschitz,
-    logits64,
-    product_bound,
-    safety_margin,
-)
+from verifier.certificates.lipschitz.analysis import product_bound
+from verifier.certificates.lipschitz.evaluate import gradient_norms, logits64
+from verifier.certificates.lipschitz.local import local_lipschitz
+from verifier.certificates.lipschitz.radii import safety_margin
+from verifier.certificates.lipschitz.results import LipschitzBound
 from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
 from verifier.ir.result import Result, Verdict

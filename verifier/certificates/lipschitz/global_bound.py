@@ -8,13 +8,16 @@ import time
 
 import numpy as np
 
-from verifier.certificates.lipschitz.analysis import DENSE_LIMIT, LipschitzBound, _few_threads, product_bound
+from verifier.certificates.lipschitz.analysis import product_bound
 from verifier.certificates.lipschitz.lipsdp import LipSDPFailed, lipsdp
+from verifier.certificates.lipschitz.results import LipschitzBound
+from verifier.certificates.lipschitz.segments import DENSE_LIMIT
+from verifier.certificates.threads import few_threads
 from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
 
 
-@_few_threads
+@few_threads
 def global_lipschitz(graph: Graph, method: str = "product", time_limit: float = 60.0, solver: str = "auto",
                      dense_limit: int = DENSE_LIMIT, estimate: bool = False, max_sdp_dim: int = 1500) -> LipschitzBound:
     """Global l2 Lipschitz bound: ``product`` or ``lipsdp`` (falls back to the product bound)."""

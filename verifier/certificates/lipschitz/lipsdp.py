@@ -1,6 +1,6 @@
 """LipSDP-Neuron (Fazlyab et al., NeurIPS 2019): a global l2 Lipschitz bound of a feed-forward chain of dense
 layers and ReLU / Tanh / Sigmoid activations, from a semidefinite program (``global_lipschitz(method='lipsdp')``
-in ``lipschitz.py`` uses it and falls back to the product bound).
+in ``global_bound.py`` uses it and falls back to the product bound).
 
 One nonnegative multiplier per neuron (the coupled "network" multiplier form is not used: later work showed it
 invalid), solved with cvxpy (Clarabel, else SCS) under a time limit. The solver's multipliers are then *checked*:
@@ -18,15 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from verifier.certificates.lipschitz.analysis import (
-    ACT_BETA,
-    DENSE_LIMIT,
-    NORM_INFLATE,
-    LipschitzBound,
-    _analysis,
-    _few_threads,
-    product_bound,
-)
+from verifier.certificates.lipschitz.analysis import ACT_BETA, product_bound, segment_analysis
+from verifier.certificates.lipschitz.norms import NORM_INFLATE
+from verifier.certificates.lipschitz.results import LipschitzBound
+from verifier.certificates.lipschitz.segments import DENSE_LIMIT
+from verifier.certificates.threads import few_threads
 from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
 from verifier.ir.ops import ReLU
@@ -50,7 +46,7 @@ def mlp_chain(graph: Graph, dense_limit: int = DENSE_LIMIT) -> tuple[list[np.nda
     The graph must be ``segment, act, segment, act, ..., segment`` from input to output,
     with ReLU / Tanh / Sigmoid activations; raises UnsupportedError otherwise.
     """
-    a = _analysis(graph, dense_limit)
+    a = segment_analysis(graph, dense_limit)
     cons = a.consumers
     weights, betas, kinds = [], [], []
     first = a.by_first()
@@ -191,7 +187,7 @@ def _solve_within(prob, solver: str, opts: dict, timeout: float, verbose: bool =
         raise box["error"]
 
 
-@_few_threads
+@few_threads
 def lipsdp(graph: Graph, c=None, time_limit: float = 60.0, solver: str = "auto", max_dim: int = 1500,
            verbose: bool = False) -> LipSDPResult:
     """LipSDP-Neuron bound of ``x -> f(x)`` (or of ``x -> c^T f(x)`` when ``c`` is given).
@@ -264,7 +260,7 @@ def lipsdp(graph: Graph, c=None, time_limit: float = 60.0, solver: str = "auto",
     raise LipSDPFailed(last_err)
 
 
-@_few_threads
+@few_threads
 def lipsdp_pair_bounds(graph: Graph, cls: int, bound: LipschitzBound | None = None, time_limit: float = 60.0,
                        solver: str = "auto") -> LipschitzBound:
     """Tighten the pair bounds ``L(f_cls - f_j)`` with one LipSDP per class ``j`` (``c = e_cls - e_j``).

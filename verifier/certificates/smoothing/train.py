@@ -9,7 +9,8 @@ to ``[0, 1]``.
 Command line (writes a model and a labelled test set for ``verify smooth`` /
 ``verify lipschitz``)::
 
-    python -m verifier.certificates.smoothing.train --sigma 0.25 --arch mlp --out digits_mlp.onnx --data-out digits_test.npz
+    python -m verifier.certificates.smoothing.train --sigma 0.25 --arch mlp --out digits_mlp.onnx \
+        --data-out digits_test.npz
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from verifier.certificates.smoothing.certify import torch_threads  # noqa: F401  (re-exported)
+from verifier.certificates.threads import torch_threads
 
 DIGITS_SHAPE = {"mlp": (64,), "cnn": (1, 8, 8)}
 
@@ -72,33 +73,29 @@ def train_noisy(model: nn.Module, x: np.ndarray, y: np.ndarray, sigma: float, ep
                 weight_decay: float = 0.0, threads: int | None = 1) -> nn.Module:
     """Train with Adam and cross-entropy on inputs ``x + N(0, sigma^2 I)`` (fresh noise every batch)."""
     with torch_threads(threads):
-        return _train(model, x, y, sigma, epochs, lr, batch, seed, input_shape, weight_decay)
-
-
-def _train(model, x, y, sigma, epochs, lr, batch, seed, input_shape, weight_decay):
-    g = torch.Generator().manual_seed(seed)
-    X = torch.as_tensor(x, dtype=torch.float32)
-    if input_shape is not None:
-        X = X.reshape(len(X), *input_shape)
-    Y = torch.as_tensor(y, dtype=torch.long)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(X), generator=g)
-        for k in range(0, len(X), batch):
-            idx = perm[k:k + batch]
-            xb = X[idx]
-            if sigma > 0:
-                xb = xb + sigma * torch.randn(xb.shape, generator=g)
-            opt.zero_grad()
-            loss = loss_fn(model(xb), Y[idx])
-            loss.backward()
-            opt.step()
-        sched.step()
-    model.eval()
-    return model
+        g = torch.Generator().manual_seed(seed)
+        X = torch.as_tensor(x, dtype=torch.float32)
+        if input_shape is not None:
+            X = X.reshape(len(X), *input_shape)
+        Y = torch.as_tensor(y, dtype=torch.long)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
+        loss_fn = nn.CrossEntropyLoss()
+        model.train()
+        for _ in range(epochs):
+            perm = torch.randperm(len(X), generator=g)
+            for k in range(0, len(X), batch):
+                idx = perm[k:k + batch]
+                xb = X[idx]
+                if sigma > 0:
+                    xb = xb + sigma * torch.randn(xb.shape, generator=g)
+                opt.zero_grad()
+                loss = loss_fn(model(xb), Y[idx])
+                loss.backward()
+                opt.step()
+            sched.step()
+        model.eval()
+        return model
 
 
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, input_shape=None) -> float:

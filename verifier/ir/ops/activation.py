@@ -85,44 +85,42 @@ def _tanh_stationary(k):
     return [torch.where(valid, x, torch.full_like(x, float("nan"))) for x in xs]
 
 
-class Sigmoid(Op):
-    """Sigmoid: forward, interval bounds (monotone) and sound parallel-line relaxation."""
+class MonotoneSmooth(Op):
+    """A smooth increasing S-shaped activation (``fn``; ``stationary(k)`` gives the points where its slope is
+    ``k``): forward, interval bounds (monotone) and the sound parallel-line relaxation."""
 
-    kind = "Sigmoid"
     affine = False
+    fn = staticmethod(torch.sigmoid)
+    stationary = staticmethod(_sigmoid_stationary)
 
     def forward(self, x):
-        return torch.sigmoid(x)
+        return self.fn(x)
 
     def ibp(self, b):
-        return torch.sigmoid(b[0]), torch.sigmoid(b[1])
+        return self.fn(b[0]), self.fn(b[1])
 
     def relax(self, lo, hi, alpha=None):
-        return _parallel_lines(torch.sigmoid, _sigmoid_stationary, lo, hi)
+        return _parallel_lines(self.fn, self.stationary, lo, hi)
 
     def relax_forward(self, lo, hi, Lw, Lb, Uw, Ub):
         k, bl, _, bu = self.relax(lo, hi)  # k >= 0 (monotone)
         return (Lw * k.unsqueeze(1), Lb * k + bl), (Uw * k.unsqueeze(1), Ub * k + bu)
 
 
-class Tanh(Op):
+class Sigmoid(MonotoneSmooth):
+    """Sigmoid: forward, interval bounds (monotone) and sound parallel-line relaxation."""
+
+    kind = "Sigmoid"
+    fn = staticmethod(torch.sigmoid)
+    stationary = staticmethod(_sigmoid_stationary)
+
+
+class Tanh(MonotoneSmooth):
     """Tanh: forward, interval bounds (monotone) and sound parallel-line relaxation."""
 
     kind = "Tanh"
-    affine = False
-
-    def forward(self, x):
-        return torch.tanh(x)
-
-    def ibp(self, b):
-        return torch.tanh(b[0]), torch.tanh(b[1])
-
-    def relax(self, lo, hi, alpha=None):
-        return _parallel_lines(torch.tanh, _tanh_stationary, lo, hi)
-
-    def relax_forward(self, lo, hi, Lw, Lb, Uw, Ub):
-        k, bl, _, bu = self.relax(lo, hi)
-        return (Lw * k.unsqueeze(1), Lb * k + bl), (Uw * k.unsqueeze(1), Ub * k + bu)
+    fn = staticmethod(torch.tanh)
+    stationary = staticmethod(_tanh_stationary)
 
 
 class MaxPool(Op):

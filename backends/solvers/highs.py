@@ -13,7 +13,8 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from backends.base import SolveOutcome, SolverAdapter, SolveStatus, StopRule, register_solver
+from backends.solvers.base import SolveOutcome, SolverAdapter, SolveStatus, StopRule
+from backends.solvers.registry import register_solver
 
 
 def _import():

@@ -1,12 +1,11 @@
-"""Solver-neutral linear encodings of a ReLU network, its input box and a disjunct's objective.
+"""The linear encoding of a ReLU network on an input box: ``encode_network`` and ``NetworkEncoding``.
 
 ``encode_network`` walks the graph's nodes once and builds a ``NetworkEncoding``:
 variables for the input, for every pre-activation element that is not provably
 inactive, and for every unstable ReLU output (plus a binary per unstable ReLU in
 ``milp`` mode). Affine operators introduce no variables: each node's value is an
 affine expression ``E v + e`` (sparse ``E``) of the variables created so far; the
-exact matrix of an operator comes from its own linear rule (``op.backward`` with
-an identity on the output) or from a specialised rule for the common ops.
+exact matrix of an operator comes from ``backends.encoding.affine``.
 
 ReLU ``z = relu(x)`` with pre-activation bounds ``l <= x <= u``:
 
@@ -17,26 +16,22 @@ ReLU ``z = relu(x)`` with pre-activation bounds ``l <= x <= u``:
 ``NetworkEncoding.with_objective(C, d)`` adds the epigraph variable ``t`` and the
 rows ``t >= C_i y - d_i``; minimising ``t`` gives ``min_x max_i (C y - d)_i`` over
 the box, the quantity whose sign decides the disjunct (met iff all rows <= 0).
-The result is a ``LinearModel``: cost, variable bounds, integrality and a sparse
-row matrix with row bounds, which every solver adapter accepts.
-
-``safe_lp_bound`` turns any row multipliers of an LP into a rigorous lower bound
-of its optimum (Neumaier and Shcherbina 2004): ``c x = (c - A^T y) x + y^T A x``
-minimised term by term over the variable and row bounds, with a margin for the
-float64 rounding of the evaluation.
+The result is a ``LinearModel`` (``backends.encoding.model``).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from backends.encoding.affine import affine_matrices
+from backends.encoding.model import LinearModel
 from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
-from verifier.ir.ops import AddNodes, Linear, ReLU, Reshape, Scale, Transpose
+from verifier.ir.ops import ReLU
 
 # stability slack: a neuron with u <= STABLE_EPS is treated as inactive, l >= -STABLE_EPS as active
 STABLE_EPS = 1e-9
@@ -44,60 +39,6 @@ STABLE_EPS = 1e-9
 WIDEN = 1e-10
 
 VAR_INPUT, VAR_PRE, VAR_RELU, VAR_BINARY, VAR_T = 0, 1, 2, 3, 4
-
-
-@dataclass
-class LinearModel:
-    """``min cost . v + offset`` s.t. ``row_lo <= A v <= row_hi``, ``lb <= v <= ub``, ``v[integer]`` integral."""
-
-    cost: np.ndarray
-    lb: np.ndarray
-    ub: np.ndarray
-    integer: np.ndarray  # bool mask
-    A: sp.csr_matrix
-    row_lo: np.ndarray
-    row_hi: np.ndarray
-    offset: float = 0.0
-    input_vars: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    t_var: int = -1
-
-    @property
-    def n_vars(self) -> int:
-        return len(self.lb)
-
-    @property
-    def n_rows(self) -> int:
-        return self.A.shape[0]
-
-    @property
-    def n_integer(self) -> int:
-        return int(self.integer.sum())
-
-    def with_cost(self, cost: np.ndarray, offset: float = 0.0) -> "LinearModel":
-        return LinearModel(np.asarray(cost, dtype=np.float64), self.lb, self.ub, self.integer, self.A, self.row_lo,
-                           self.row_hi, offset, self.input_vars, self.t_var)
-
-    def relaxed(self) -> "LinearModel":
-        """The same model with integrality dropped."""
-        return LinearModel(self.cost, self.lb, self.ub, np.zeros_like(self.integer), self.A, self.row_lo,
-                           self.row_hi, self.offset, self.input_vars, self.t_var)
-
-    def with_fixed(self, idx: np.ndarray, values: np.ndarray) -> "LinearModel":
-        lb, ub = self.lb.copy(), self.ub.copy()
-        lb[idx] = values
-        ub[idx] = values
-        return LinearModel(self.cost, lb, ub, self.integer.copy(), self.A, self.row_lo, self.row_hi, self.offset,
-                           self.input_vars, self.t_var)
-
-    def objective_value(self, v: np.ndarray) -> float:
-        return float(self.cost @ v + self.offset)
-
-    def max_violation(self, v: np.ndarray) -> float:
-        """Largest violation of a row or variable bound by the point ``v`` (for tests and diagnostics)."""
-        r = self.A @ v
-        viol = [np.maximum(self.row_lo - r, 0), np.maximum(r - self.row_hi, 0), np.maximum(self.lb - v, 0),
-                np.maximum(v - self.ub, 0)]
-        return float(max((x.max() if x.size else 0.0) for x in viol))
 
 
 @dataclass
@@ -225,55 +166,6 @@ class _Builder:
         else:
             A = sp.csr_matrix((0, self.n))
         return lb, ub, integer, kind, A, cat(self.row_lo, np.float64), cat(self.row_hi, np.float64)
-
-
-# ---------------------------------------------------------------------------------------------- affine ops
-def affine_matrices(op, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...], chunk: int = 1024):
-    """Exact matrices ``M_i`` (out_size x in_size_i, sparse) and constant ``c`` with ``flat(op(x)) = sum M_i flat(x_i) + c``."""
-    out_size = math.prod(out_shape)
-    in_sizes = [math.prod(s) for s in in_shapes]
-    if isinstance(op, Reshape) and in_sizes[0] == out_size:
-        return [sp.identity(out_size, format="csr")], np.zeros(out_size)
-    if isinstance(op, Transpose):
-        perm_idx = np.arange(in_sizes[0]).reshape(in_shapes[0]).transpose(op.perm).reshape(-1)
-        M = sp.csr_matrix((np.ones(out_size), (np.arange(out_size), perm_idx)), shape=(out_size, in_sizes[0]))
-        return [M], np.zeros(out_size)
-    if isinstance(op, Scale) and tuple(in_shapes[0]) == tuple(out_shape):
-        s = np.ones(out_size) if op.scale is None else np.broadcast_to(_np(op.scale), out_shape).reshape(-1)
-        c = np.zeros(out_size) if op.shift is None else np.broadcast_to(_np(op.shift), out_shape).reshape(-1)
-        return [sp.diags(s, format="csr")], c.astype(np.float64).copy()
-    if isinstance(op, Linear) and len(in_shapes[0]) >= 1:
-        W = _np(op.weight)  # (K, N)
-        lead = math.prod(in_shapes[0][:-1])
-        if tuple(in_shapes[0][:-1]) == tuple(out_shape[:-1]):
-            M = sp.kron(sp.identity(lead, format="csr"), sp.csr_matrix(W.T), format="csr")
-            c = np.zeros(out_size) if op.bias is None else np.broadcast_to(_np(op.bias), out_shape).reshape(-1)
-            return [M], c.astype(np.float64).copy()
-    if isinstance(op, AddNodes) and all(tuple(s) == tuple(out_shape) for s in in_shapes):
-        I = sp.identity(out_size, format="csr")
-        return [op.s0 * I, op.s1 * I], np.zeros(out_size)
-    return _matrices_by_backward(op, in_shapes, out_shape, chunk)
-
-
-def _np(t) -> np.ndarray:
-    return t.detach().to("cpu", torch.float64).numpy() if torch.is_tensor(t) else np.asarray(t, dtype=np.float64)
-
-
-def _matrices_by_backward(op, in_shapes, out_shape, chunk):
-    """Generic rule: the op's own ``backward`` applied to identity rows, in chunks, sparsified."""
-    out_size = math.prod(out_shape)
-    blocks: list[list[sp.csr_matrix]] = [[] for _ in in_shapes]
-    consts = []
-    op64 = op.to("cpu", torch.float64)
-    for s in range(0, out_size, chunk):
-        m = min(chunk, out_size - s)
-        A = torch.zeros(m, out_size, dtype=torch.float64)
-        A[torch.arange(m), torch.arange(s, s + m)] = 1.0
-        A_ins, c = op64.backward(A.reshape(m, *out_shape), [tuple(x) for x in in_shapes])
-        for k, Ai in enumerate(A_ins):
-            blocks[k].append(sp.csr_matrix(Ai.reshape(m, -1).numpy()))
-        consts.append(c.numpy())
-    return [sp.vstack(b, format="csr") for b in blocks], np.concatenate(consts)
 
 
 # ---------------------------------------------------------------------------------------------- the walk
@@ -415,33 +307,3 @@ def _relu(b: _Builder, pre_expr, var: np.ndarray, bounds, mode: str):
     cc = np.concatenate(cols)
     E = sp.csr_matrix((np.ones(len(rr)), (rr, cc)), shape=(n, b.n))
     return (E, np.zeros(n)), bins, int(uns.size)
-
-
-# ---------------------------------------------------------------------------------------------- LP bounds
-def safe_lp_bound(model: LinearModel, row_dual: np.ndarray | None) -> float:
-    """Rigorous lower bound of the LP relaxation of ``model`` from any row multipliers ``y``.
-
-    ``min c.v  >=  sum_j min(r_j lb_j, r_j ub_j) + sum_i min(y_i lo_i, y_i hi_i)`` with
-    ``r = c - A^T y``; multipliers whose row side is infinite are dropped (set to 0),
-    which keeps the bound valid. Returns ``-inf`` when a variable with a nonzero
-    reduced cost is unbounded on the wrong side.
-    """
-    n = model.n_vars
-    y = np.zeros(model.n_rows) if row_dual is None else np.asarray(row_dual, dtype=np.float64).copy()
-    y[(y > 0) & ~np.isfinite(model.row_lo)] = 0.0
-    y[(y < 0) & ~np.isfinite(model.row_hi)] = 0.0
-    AT = model.A.T.tocsr()
-    r = model.cost - AT @ y
-    lb, ub = model.lb, model.ub
-    with np.errstate(invalid="ignore"):
-        term_v = np.where(r > 0, r * lb, np.where(r < 0, r * ub, 0.0))
-        rl = np.where(np.isfinite(model.row_lo), model.row_lo, 0.0)
-        rh = np.where(np.isfinite(model.row_hi), model.row_hi, 0.0)
-        term_r = np.where(y > 0, y * rl, np.where(y < 0, y * rh, 0.0))
-    if not np.all(np.isfinite(term_v)):
-        return -math.inf
-    val = float(term_v.sum() + term_r.sum() + model.offset)
-    # rounding allowance: every product and sum above carries at most ~n eps relative error
-    xmax = np.maximum(np.abs(np.where(np.isfinite(lb), lb, 0)), np.abs(np.where(np.isfinite(ub), ub, 0)))
-    mag = float((np.abs(model.cost) + abs(AT) @ np.abs(y)) @ xmax + np.abs(term_r).sum() + abs(model.offset))
-    return val - 1e-12 * (n + model.n_rows + 10) * mag - 1e-15

@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from backends.base import SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule, register_solver
+from backends.solvers.base import SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule
+from backends.solvers.registry import register_solver
 
 
 def _cbc_command(pulp, kw: dict):

@@ -1,4 +1,4 @@
-"""Gurobi adapter (gurobipy).
+"""Gurobi adapter (gurobipy): a model per solve, or a model kept open (``GurobiSession``).
 
 The pip wheel carries a size-limited licence (about 2000 variables and 2000
 constraints). Gurobi reports it as ``GurobiError`` code 10010 ("Model too large
@@ -10,14 +10,53 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
 
-from backends.base import SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule, register_solver
+from backends.solvers.base import ModelSession, SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule
+from backends.solvers.registry import register_solver
 
 SIZE_LIMIT_CODE = 10010
 LICENSE_CODES = {10009, 10010}  # no/invalid licence, model too large for the licence
+
+
+@contextmanager
+def licence_errors(gp):
+    """Gurobi's licence errors (``LICENSE_CODES``) raised inside the block become ``SolverUnavailable``."""
+    try:
+        yield
+    except gp.GurobiError as e:
+        if e.errno in LICENSE_CODES:
+            raise SolverUnavailable(f"Gurobi error {e.errno}: {e}") from None
+        raise
+
+
+class GurobiSession(ModelSession):
+    """A Gurobi model kept open; ``bound`` sets its objective (``Obj``, ``ObjCon``), solves, reads ``ObjBound``."""
+
+    def __init__(self, gp, GRB, m, x):
+        self._gp, self._GRB, self._m, self._x = gp, GRB, m, x
+
+    def bound(self, cost, offset=0.0, time_limit=math.inf, stop_at=None):
+        m, GRB = self._m, self._GRB
+        with licence_errors(self._gp):
+            self._x.Obj = cost
+            m.ObjCon = float(offset)
+            m.Params.TimeLimit = max(0.01, float(time_limit)) if math.isfinite(time_limit) else GRB.INFINITY
+            m.Params.BestBdStop = GRB.INFINITY if stop_at is None else float(stop_at)
+            m.optimize()
+        try:
+            b = float(m.ObjBound)
+        except (self._gp.GurobiError, AttributeError):  # no bound (interrupted before the root relaxation)
+            return None
+        return b if math.isfinite(b) else None
+
+    def close(self):
+        if self._m is not None:
+            self._m.dispose()
+            self._m = None
 
 
 class GurobiAdapter(SolverAdapter):
@@ -34,7 +73,7 @@ class GurobiAdapter(SolverAdapter):
             from gurobipy import GRB
         except ImportError as e:  # pragma: no cover - gurobipy is installed here
             raise SolverUnavailable(f"gurobipy not importable: {e}") from None
-        try:
+        with licence_errors(gp):
             env = gp.Env(empty=True)
             env.setParam("OutputFlag", 1 if self.verbose else 0)
             env.start()
@@ -66,10 +105,22 @@ class GurobiAdapter(SolverAdapter):
             m.setObjective(model.cost @ x + model.offset, GRB.MINIMIZE)
             m.update()
             return gp, GRB, m, x, groups
-        except gp.GurobiError as e:
-            if e.errno in LICENSE_CODES:
-                raise SolverUnavailable(f"Gurobi error {e.errno}: {e}") from None
-            raise
+
+    def missing(self) -> str:
+        try:
+            import gurobipy  # noqa: F401
+        except ImportError as e:
+            return f"gurobipy: {e}"
+        return ""
+
+    def open(self, model, gap=None, abs_gap=None) -> GurobiSession:
+        """The model built as for ``solve`` (no time limit), with the MIP gaps given replacing the adapter's."""
+        gp, GRB, m, x, _ = self._build(model, math.inf)
+        if gap is not None:
+            m.Params.MIPGap = gap
+        if abs_gap is not None:
+            m.Params.MIPGapAbs = abs_gap
+        return GurobiSession(gp, GRB, m, x)
 
     def solve(self, model, time_limit: float = math.inf, stop: StopRule | None = None) -> SolveOutcome:
         t0 = time.perf_counter()
@@ -90,12 +141,8 @@ class GurobiAdapter(SolverAdapter):
                     accepted["x"], accepted["obj"] = v, obj
                     mdl.terminate()
 
-        try:
+        with licence_errors(gp):
             m.optimize(callback if (is_mip and stop is not None) else None)
-        except gp.GurobiError as e:
-            if e.errno in LICENSE_CODES:
-                raise SolverUnavailable(f"Gurobi error {e.errno}: {e}") from None
-            raise
         dt = time.perf_counter() - t0
         st = m.Status
         out = SolveOutcome(SolveStatus.ERROR, time_s=dt, solver=self.name, message=f"gurobi status {st}")
