@@ -117,6 +117,25 @@ def test_truncated_gzip_model_is_an_error(tmp_path, capsys):
     _in_process_error(capsys, [model, spec, "--method", "ibp"], str(model))
 
 
+def test_empty_input_box_and_undefined_initializer_are_errors(tmp_path, capsys):
+    """An empty input set is the verdict error (the Lipschitz fast path answered unsat before), and so is a model
+    whose Gemm bias no initializer defines (a KeyError traceback before)."""
+    model = save(make_fc(0, sizes=(2, 4, 3)), tmp_path / "m.onnx")
+    empty = tmp_path / "empty.vnnlib"
+    empty.write_text("(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n"
+                     "(declare-const Y_1 Real)\n(declare-const Y_2 Real)\n(assert (>= X_0 0.5))\n"
+                     "(assert (<= X_0 0.4))\n(assert (>= X_1 0))\n(assert (<= X_1 1))\n(assert (<= Y_0 Y_1))\n")
+    _in_process_error(capsys, [model, empty], "empty.vnnlib:7: the input set is empty: X_0")
+    broken = make_fc(0, sizes=(2, 4, 3))
+    gemm = next(n for n in broken.graph.node if n.op_type == "Gemm")
+    kept = [i for i in broken.graph.initializer if i.name != gemm.input[2]]
+    del broken.graph.initializer[:]
+    broken.graph.initializer.extend(kept)
+    good = tmp_path / "good.vnnlib"
+    good.write_text(empty.read_text().replace("(assert (<= X_0 0.4))", "(assert (<= X_0 0.6))"))
+    _in_process_error(capsys, [save(broken, tmp_path / "nobias.onnx"), good], f"input '{gemm.input[2]}' is neither")
+
+
 def test_malformed_spec_and_size_mismatch_are_errors(tmp_path, capsys):
     model = save(make_fc(0, sizes=(2, 4, 3)), tmp_path / "m.onnx")
     bad = tmp_path / "bad.vnnlib"

@@ -322,6 +322,35 @@ def test_two_inputs_rejected():
         graph_from_onnx(model, "two.onnx")
 
 
+@pytest.mark.parametrize("missing", ["W", "b"])
+def test_an_input_that_nothing_defines_names_the_node_and_the_tensor(missing):
+    """A Gemm whose weight or bias is neither an initializer nor made by an earlier node (a KeyError before)."""
+    b = Builder(0, [1, 3])
+    ins = [b.in_name, "W", "b"]
+    if missing != "W":
+        ins[1] = b.const(b.rand(4, 3))
+    if missing != "b":
+        ins[2] = b.const(b.rand(4))
+    y = b.node("Gemm", ins, node_name="g1", transB=1)
+    inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])
+    g = helper.make_graph(b.nodes, "g", [inp], [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)],
+                          initializer=b.inits)
+    with pytest.raises(ModelError, match=rf"'g1' \(Gemm\): input '{missing}' is neither an initializer nor the "
+                                         "output of an earlier node") as e:
+        graph_from_onnx(helper.make_model(g), "m.onnx")
+    assert e.value.nodes == ["'g1' (Gemm)"]
+
+
+def test_a_graph_output_that_no_node_makes_is_rejected():
+    b = Builder(0, [1, 3])
+    b.node("Relu", [b.in_name])
+    inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])
+    g = helper.make_graph(b.nodes, "g", [inp], [helper.make_tensor_value_info("nowhere", TensorProto.FLOAT, None)],
+                          initializer=b.inits)
+    with pytest.raises(ModelError, match="'nowhere' is the output of no node"):
+        graph_from_onnx(helper.make_model(g), "m.onnx")
+
+
 def test_output_independent_of_input_rejected():
     b = Builder(0, [1, 3])
     c = b.node("Relu", [b.const(np.ones((1, 3), np.float32))])

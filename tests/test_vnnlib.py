@@ -136,9 +136,13 @@ def test_disjunct_local_input_boxes():
     assert spec.disjuncts[0].lo is spec.disjuncts[1].lo  # one shared array per box
 
 
-def test_all_boxes_empty_gives_no_disjuncts():
-    spec = parse_vnnlib(HEAD + BOX + "(assert (>= X_0 5))(assert (<= Y_0 0))")
-    assert spec.disjuncts == ()
+def test_an_empty_input_box_is_an_error_naming_the_input_and_the_line():
+    """A lower bound above the upper bound empties the input set: a user mistake, not a proof (``unsat``)."""
+    with pytest.raises(SpecError, match=r"^<string>:11: the input set is empty: X_0 >= 5.0 and X_0 <= 1.0"):
+        parse_vnnlib(HEAD + BOX + "(assert (<= Y_0 0))\n(assert (>= X_0 5))")
+    # every disjunct's own box empty (one of them alone is dropped, as test_disjunct_local_input_boxes shows)
+    with pytest.raises(SpecError, match=r"^<string>:11: the input set is empty: the input box of each of the 2 "):
+        parse_vnnlib(HEAD + BOX + "(assert (<= Y_0 0))\n(assert (or (and (>= X_0 4) (<= X_0 3)) (<= X_1 -1)))")
 
 
 def test_linear_terms_and_equality():

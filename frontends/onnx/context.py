@@ -70,6 +70,13 @@ class LoadContext:
             t = self.alias[t]
         return t
 
+    def check_inputs(self, n: OnnxNode) -> None:
+        """Every input of ``n`` is an omitted optional one, a constant, or a graph value made by an earlier node
+        (the network input included): ONNX lists nodes in topological order."""
+        for t in n.inputs:
+            if t and t not in self.consts and self.name_of(t) not in self.shapes:
+                raise self.error(n.label, f"input '{t}' is neither an initializer nor the output of an earlier node")
+
     def tens(self, a: np.ndarray) -> torch.Tensor:
         return torch.tensor(np.array(a, dtype=np.float64), dtype=self.dtype)
 

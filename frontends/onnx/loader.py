@@ -51,11 +51,14 @@ def graph_from_onnx(model, source: str = "<model>", dtype=torch.float32, device=
     ctx = LoadContext(source, dtype, consts, {inp.name: in_shape})
     for proto in g.node:
         n = OnnxNode.read(proto, consts)
+        ctx.check_inputs(n)
         if not fold_node(ctx, n):
             HANDLERS[n.op_type](ctx, n)
     out_name = ctx.name_of(g.output[0].name)
     if out_name in consts:
         raise ModelError("the network output does not depend on its input", source)
+    if out_name not in ctx.shapes:
+        raise ModelError(f"the network output '{g.output[0].name}' is the output of no node", source)
     graph = simplify(Graph(inp.name, in_shape, ctx.nodes, out_name, source))
     return graph.to(device=device, dtype=dtype)
 

@@ -6,13 +6,16 @@ conjunctions (lists of atoms): ``[]`` is false, ``[[]]`` is true.
 
 Top-level asserts are ANDed, so the spec is the cross product of every assert's disjunction (capped
 at :data:`MAX_DISJUNCTS`). Input bounds inside a disjunct give that disjunct its own box (intersected
-with the top-level box); disjuncts with an empty box are dropped. Disjuncts without local input
-bounds share one read-only ``lo`` / ``hi`` pair: copy before writing.
+with the top-level box); disjuncts with an empty box are dropped. An empty input set, a top-level box
+that is empty or every disjunct's box empty, is a ``SpecError`` naming the input and the line (a user
+mistake far more often than an intent; it would otherwise read as ``unsat``). Disjuncts without local
+input bounds share one read-only ``lo`` / ``hi`` pair: copy before writing.
 """
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from bisect import bisect_right
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +33,7 @@ class Assertions:
     base: list  # atoms conjoined into every disjunct (from the asserts with one disjunct)
     multi: list  # (dnf, offset) of the asserts with several (or zero) disjuncts
     saw_input_bound: bool  # some atom bounds an input
+    base_pos: list = field(default_factory=list)  # (index of its first atom in base, position) per assert in base
 
 
 def build_spec(src: Source, asserts: Assertions, n_in: int, n_out: int, input_pos: dict[int, int]) -> Spec:
@@ -45,6 +49,7 @@ def build_spec(src: Source, asserts: Assertions, n_in: int, n_out: int, input_po
         raise src.error("no input bounds in the file")
     lo0, hi0 = [-np.inf] * n_in, [np.inf] * n_in
     base_rows = _apply(asserts.base, lo0, hi0)
+    _check_nonempty(src, asserts, lo0, hi0)
     base_lo, base_hi = _frozen(lo0), _frozen(hi0)
     C0, d0 = _rows(base_rows, n_out)
     disjuncts = []
@@ -69,6 +74,10 @@ def build_spec(src: Source, asserts: Assertions, n_in: int, n_out: int, input_po
         else:
             C, d = C0, d0
         disjuncts.append(Disjunct(lo=lo, hi=hi, C=C, d=d))
+    if total and not disjuncts:
+        pos = next(p for dnf, p in multi if any(a[0] != ROW for conj in dnf for a in conj))
+        raise src.error(f"the input set is empty: the input box of each of the {total} disjuncts is empty "
+                        "(some input's lower bound exceeds its upper bound)", pos)
     return Spec(n_inputs=n_in, n_outputs=n_out, disjuncts=tuple(disjuncts), source=src.path)
 
 
@@ -83,6 +92,25 @@ def _check_bounded(src: Source, box: tuple[np.ndarray, np.ndarray], k_of: tuple[
             where = f" in disjunct {k + 1} of {total}" if total > 1 else ""
             more = f" ({bad.size} inputs lack one)" if bad.size > 1 else ""
             raise src.error(f"input X_{i} has no {side} bound{where}{more}", input_pos[i])
+
+
+def _check_nonempty(src: Source, asserts: Assertions, lo: list, hi: list) -> None:
+    """The top-level box (``lo``, ``hi``: the base atoms applied) is not empty; else a ``SpecError`` that names
+    the input and the assert that emptied it (a user mistake far more often than an intent)."""
+    empty = [i for i in range(len(lo)) if lo[i] > hi[i]]
+    if not empty:
+        return
+    i = empty[0]
+    box_lo, box_hi = -np.inf, np.inf
+    for k, (kind, j, v) in enumerate(asserts.base):  # the first atom after which input i's bounds cross
+        if j != i or kind == ROW:
+            continue
+        box_lo, box_hi = (box_lo, min(box_hi, v)) if kind == UPPER else (max(box_lo, v), box_hi)
+        if box_lo > box_hi:
+            break
+    pos = asserts.base_pos[bisect_right([start for start, _ in asserts.base_pos], k) - 1][1]
+    raise src.error(f"the input set is empty: X_{i} >= {float(lo[i])!r} and X_{i} <= {float(hi[i])!r} (a lower bound "
+                    "above the upper bound)", pos)
 
 
 def _apply(atoms: list, lo: list, hi: list) -> list:

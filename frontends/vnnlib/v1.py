@@ -68,6 +68,7 @@ class _Parser:
         if not stmts:
             raise self.error("empty file: no declarations and no assertions")
         base: list = []   # atoms conjoined into every disjunct
+        base_pos: list = []  # (index in base of its first atom, position) of each assert that feeds base
         multi: list = []  # (dnf, pos) of asserts with several (or zero) disjuncts
         n_asserts = 0
         for st in stmts:
@@ -80,6 +81,7 @@ class _Parser:
                 n_asserts += 1
                 dnf = self.formula(st[2])
                 if len(dnf) == 1:
+                    base_pos.append((len(base), st[0]))
                     base.extend(dnf[0])
                 else:
                     multi.append((dnf, st[0]))
@@ -90,7 +92,8 @@ class _Parser:
             raise self.error("no assertions in the file")
         n_in = self.check_decls(True, n_inputs)
         n_out = self.check_decls(False, n_outputs)
-        return build_spec(self.src, Assertions(base, multi, self.saw_input_bound), n_in, n_out, self.decl_pos[True])
+        return build_spec(self.src, Assertions(base, multi, self.saw_input_bound, base_pos), n_in, n_out,
+                          self.decl_pos[True])
 
     def declare(self, st: list) -> None:
         if len(st) != 4 or not all(isinstance(a, tuple) for a in st[2:]):
