@@ -66,9 +66,9 @@ def _network_args(items: list[str]) -> dict[str, str]:
     return nets
 
 
-def _onnx_io_types(model_path: str) -> tuple[str | None, str | None, list | None, list | None]:
-    """(input element type, output element type, input shape, output shape) of the ONNX file."""
-    m = onnx.load_from_string(read_model_bytes(model_path))
+def _onnx_io_types(data: bytes) -> tuple[str | None, str | None, list | None, list | None]:
+    """(input element type, output element type, input shape, output shape) of the serialised ONNX model."""
+    m = onnx.load_from_string(data)
     inits = {i.name for i in m.graph.initializer}
     ins = [i for i in m.graph.input if i.name not in inits]
 
@@ -82,12 +82,12 @@ def _onnx_io_types(model_path: str) -> tuple[str | None, str | None, list | None
     return it, ot, ishape, oshape
 
 
-def _check_types(query, model_path: str, floats_as_real: bool) -> None:
+def _check_types(query, data: bytes, floats_as_real: bool) -> None:
     net = query.network
     decls = [net.inputs[0], net.outputs[0]]
     if all(d.is_real for d in decls):
         return
-    it, ot, _, _ = _onnx_io_types(model_path)
+    it, ot, _, _ = _onnx_io_types(data)
     for d, actual in zip(decls, (it, ot)):
         if not d.is_real and actual is not None and d.dtype != actual:
             raise UsageError(f"{d.name} is declared {d.dtype} but the model's {d.kind} is {actual}")
@@ -97,10 +97,10 @@ def _check_types(query, model_path: str, floats_as_real: bool) -> None:
                          "(analysis in real arithmetic); declare Real, or pass --treat-floats-as-real to consent")
 
 
-def _check_shapes(query, model_path: str) -> None:
+def _check_shapes(query, data: bytes) -> None:
     net = query.network
     try:
-        _, _, ishape, oshape = _onnx_io_types(model_path)
+        _, _, ishape, oshape = _onnx_io_types(data)
     except Exception:
         return
     for d, shape in ((net.inputs[0], ishape), (net.outputs[0], oshape)):
@@ -141,12 +141,12 @@ def cmd_verify(args) -> int:
                         "the assignment is printed on stdout")
         if args.unsat_proofs:
             log.warning("--unsat-proofs is not supported (see `supports --unsat-proofs`); no proof is written")
+        data = read_model_bytes(model_path)  # read once: the type checks, the graph and the reference
         if query is not None:
-            _check_types(query, model_path, args.treat_floats_as_real)
-        data = read_model_bytes(model_path)
+            _check_types(query, data, args.treat_floats_as_real)
         graph = graph_from_bytes(data, str(model_path))
         if query is not None:
-            _check_shapes(query, model_path)
+            _check_shapes(query, data)
             spec = query.to_spec(graph.n_inputs, graph.n_outputs)
         else:
             spec = parse_vnnlib(text, spec_path, graph.n_inputs, graph.n_outputs)
