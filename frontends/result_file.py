@@ -65,6 +65,6 @@ def check_counterexample(run_model, spec: Spec, x: np.ndarray, y: np.ndarray, x_
     if not np.allclose(y_model, y, rtol=rel, atol=rel * 1e-2):
         return False, f"printed Y differs from the model's output (max diff {np.max(np.abs(y_model - y)):.3g})"
     for dj in spec.disjuncts:
-        if dj.contains_input(x, x_tol) and dj.output_violation(y_model) <= y_tol:
+        if dj.contains_input(x, x_tol) and dj.output_holds(y_model, y_tol):
             return True, "ok"
     return False, "X is outside every input box or Y meets no disjunct"
