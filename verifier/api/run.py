@@ -36,10 +36,11 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_problem(model_path, spec_path, options: VerifyOptions) -> Problem:
+def load_problem(model_path, spec_path, options: VerifyOptions, deadline: Deadline | None = None) -> Problem:
     if options.dtype not in DTYPES:
         raise VerifierError(f"unknown dtype {options.dtype!r}; choose float32 or float64")
-    return load_files(model_path, spec_path, device=resolve_device(options.device), dtype=DTYPES[options.dtype])
+    return load_files(model_path, spec_path, device=resolve_device(options.device), dtype=DTYPES[options.dtype],
+                      limits=options.limits, model_check=options.model_check, deadline=deadline)
 
 
 def verify_problem(problem: Problem, options: VerifyOptions, deadline: Deadline | None = None) -> Result:
@@ -80,7 +81,7 @@ def verify(model_path, spec_path, method: str | None = None, timeout: float | No
     deadline = deadline or Deadline(options.timeout)
     t0 = time.monotonic()
     try:
-        problem = load_problem(model_path, spec_path, options)
+        problem = load_problem(model_path, spec_path, options, deadline)
     except VerifierError as e:
         return Result(Verdict.ERROR, options.method, message=str(e), time_s=time.monotonic() - t0)
     load_s = time.monotonic() - t0

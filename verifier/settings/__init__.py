@@ -5,6 +5,7 @@
 """
 from verifier.settings.bab import BaBSettings
 from verifier.settings.bounds import METHODS, BoundSettings
+from verifier.settings.inputs import LimitSettings, ModelCheckSettings
 from verifier.settings.options import AttackSettings, VerifyOptions
 
-__all__ = ["AttackSettings", "BaBSettings", "BoundSettings", "METHODS", "VerifyOptions"]
+__all__ = ["AttackSettings", "BaBSettings", "BoundSettings", "LimitSettings", "ModelCheckSettings", "METHODS", "VerifyOptions"]

@@ -7,6 +7,7 @@ from typing import Literal
 
 from verifier.settings.bab import BaBSettings
 from verifier.settings.bounds import BoundSettings
+from verifier.settings.inputs import LimitSettings, ModelCheckSettings
 
 
 @dataclass(frozen=True)
@@ -30,3 +31,5 @@ class VerifyOptions:
     attack: AttackSettings = field(default_factory=AttackSettings)
     bounds: BoundSettings = field(default_factory=BoundSettings)
     bab: BaBSettings = field(default_factory=BaBSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    model_check: ModelCheckSettings = field(default_factory=ModelCheckSettings)
