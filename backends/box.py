@@ -1,8 +1,9 @@
 """An input box and pre-activation bounds in the forms the bound passes and the solvers take them.
 
 ``box_tensors`` (a box as the ``(1, n_inputs)`` tensors of the CROWN passes), ``node_bounds``
-and ``count_unstable`` (a bounds dict ``name -> (lo, hi)`` read per node), ``apply_bound``
-(a solver's bound on one neuron written into a node's bounds).
+and ``count_unstable`` (a bounds dict ``name -> (lo, hi)`` read per node), ``all_finite`` (no NaN or
+infinity in a bounds dict: what may be encoded for a solver), ``apply_bound`` (a solver's bound on one
+neuron written into a node's bounds).
 """
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def count_unstable(pre, names) -> int:
         lo, hi = pre[name]
         n += int(((lo < 0) & (hi > 0)).sum())
     return n
+
+
+def all_finite(pre) -> bool:
+    """Every bound of the dict ``name -> (lo, hi)`` is finite (no NaN, no infinity)."""
+    return all(bool(torch.isfinite(lo).all()) and bool(torch.isfinite(hi).all()) for lo, hi in pre.values())
 
 
 def node_bounds(pre, name):

@@ -1,5 +1,8 @@
 """The core bounds every backend starts from: per input region of the spec, the CROWN pre-activation bounds
-and the CROWN lower bounds of each disjunct's rows (``compute_core_bounds``)."""
+and the CROWN lower bounds of each disjunct's rows (``compute_core_bounds``). A disjunct counts as proven by
+them when a row's bound refutes it (``verifier.bounds.proof.refutes``: strict rows by ``lb >= tol``), or, for a
+disjunct with a strict row whose bound is within rounding of zero, when the exact check refutes it
+(``verifier.bounds.exact``)."""
 from __future__ import annotations
 
 import math
@@ -11,6 +14,8 @@ import torch
 
 from backends.box import box_tensors
 from verifier.bounds import intermediate_bounds, objective_bounds
+from verifier.bounds.exact import settle_near_zero
+from verifier.bounds.proof import refutes
 from verifier.ir.graph import Graph
 from verifier.ir.spec import Spec
 from verifier.settings import BoundSettings
@@ -26,6 +31,8 @@ class RegionBounds:
     pre: dict  # node name -> (lo, hi) tensors (1, *shape), float64
     row_lower: dict[int, np.ndarray]  # disjunct -> CROWN lower bounds of its rows of C y - d
     row_tol: dict[int, np.ndarray]  # disjunct -> rounding allowance of those bounds
+    row_strict: dict[int, np.ndarray | None] | None = None  # disjunct -> its strict rows (None: none)
+    exact: frozenset = frozenset()  # the disjuncts the exact check refuted
 
     def crown_value(self, j: int) -> float:
         """CROWN lower bound of ``min_x max_i (C y - d)_i`` for disjunct ``j``."""
@@ -33,7 +40,8 @@ class RegionBounds:
         return float(np.max(r)) if r.size else -math.inf
 
     def crown_proven(self, j: int) -> bool:
-        return bool(np.any(self.row_lower[j] > self.row_tol[j]))
+        strict = None if self.row_strict is None else self.row_strict.get(j)
+        return j in self.exact or bool(np.any(refutes(self.row_lower[j], self.row_tol[j], strict)))
 
 
 @dataclass
@@ -69,10 +77,14 @@ def compute_core_bounds(graph: Graph, spec: Spec, method: str = "crown") -> Core
         else:
             lower = tol = np.zeros(0)
         k = 0
+        row_strict, exact = {}, set()
         for j, dj in zip(idx, rows):
             m = dj.C.shape[0]
-            row_lower[j], row_tol[j] = lower[k:k + m], tol[k:k + m]
+            row_lower[j], row_tol[j], row_strict[j] = lower[k:k + m], tol[k:k + m], dj.strict
             k += m
+            if m and not np.any(refutes(row_lower[j], row_tol[j], dj.strict)) and \
+                    settle_near_zero(graph, dj, row_lower[j], row_tol[j]):
+                exact.add(j)
         regions.append(RegionBounds(np.asarray(lo, np.float64), np.asarray(hi, np.float64), list(idx), pre,
-                                    row_lower, row_tol))
+                                    row_lower, row_tol, row_strict, frozenset(exact)))
     return CoreBounds(regions, method, time.perf_counter() - t0)

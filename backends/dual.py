@@ -32,6 +32,7 @@ from backends.backend import Backend, register_backend
 from backends.box import box_tensors
 from backends.core_bounds import CoreBounds
 from verifier.bounds.crown import ancestors, pre_activation_nodes, rel_tol
+from verifier.bounds.proof import refutes
 from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
 from verifier.ir.ops import ReLU
@@ -275,7 +276,8 @@ class DualBackend(Backend):
             if self.keep_certificate:
                 certs.append(cert)
             J = cert.value[0].cpu().numpy()
-            ok_rows = (cert.value[0] > cert.tol[0]).cpu().numpy()
+            strict = np.concatenate([dj.strict_rows() for dj in rows])
+            ok_rows = refutes(J, cert.tol[0].cpu().numpy(), strict)
             k = 0
             for j, dj in zip(region.disjuncts, rows):
                 m = dj.C.shape[0]
@@ -285,7 +287,7 @@ class DualBackend(Backend):
                 k += m
         n = len(spec.disjuncts)
         bound = min(values[j] for j in range(n)) if n else None
-        if n and all(proven[j] for j in range(n)):
+        if all(proven[j] for j in range(n)):  # (a spec with no disjunct has nothing unsafe)
             verdict, msg = Verdict.UNSAT, "every disjunct proven by the dual network bound"
         else:
             verdict, msg = Verdict.UNKNOWN, "the dual bound does not prove every disjunct"

@@ -3,7 +3,8 @@
 The LP's optimum is turned into a rigorous bound from its duals
 (``backends.encoding.safe_lp_bound``), so an LP ``unsat`` does not depend on the solver's
 tolerances. ``unsat`` when every disjunct's bound (LP, or the core's CROWN bound)
-is positive beyond the rounding margin; otherwise ``unknown``. The LP's optimal
+is positive beyond the rounding margin (at least zero for a disjunct whose rows are all strict); otherwise
+``unknown``. The LP's optimal
 point is also tried as a counterexample (``sat`` only if onnxruntime confirms it).
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from backends.core_bounds import CoreBounds
 from backends.encoding import encode_network, safe_lp_bound
 from backends.solvers import SolveStatus, make_solver
 from backends.tighten import tighten_bounds
+from verifier.bounds.proof import max_is_strict, refutes
 from verifier.ir.result import Result, Verdict
 from verifier.ir.spec import Spec
 
@@ -65,10 +67,10 @@ class LPBackend(Backend):
                 if self.try_counterexample and cex is None:
                     cex = solution_counterexample(reference, spec, model, out)
         values, proven = [], []
-        for rec in per:
+        for j, rec in enumerate(per):
             lpb = rec.get("lp_bound", -math.inf)
             values.append(lpb)
-            proven.append(lpb > 0 or rec.get("crown_proven", False))
+            proven.append(refutes(lpb, 0.0, max_is_strict(spec.disjuncts[j].strict)) or rec.get("crown_proven", False))
         bound = min(values) if values else None
         if bound is not None and not math.isfinite(bound):
             bound = None

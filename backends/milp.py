@@ -8,8 +8,11 @@ encoding of the network on the disjunct's box. Verdicts:
   polished (binaries fixed, the remaining LP re-solved) and tried again; failing
   that the disjunct is left ``unknown``.
 - ``unsat``: every disjunct's proven lower bound (the MIP dual bound, or the core's
-  CROWN bound) exceeds ``max(1e-6, solver tolerance)``. This relies on the solver's
-  feasibility tolerances, and the result says so.
+  CROWN bound) exceeds ``max(1e-6, solver tolerance)`` (reaches it, for a disjunct whose rows are all
+  strict: ``verifier.bounds.proof``). This relies on the solver's feasibility tolerances, and the
+  result says so. The model encodes the closure ``C y <= d`` of strict rows (sound for a proof);
+  a point on the boundary of a strict row is only a candidate: validation rejects it and the
+  disjunct stays ``unknown``.
 
 Before any MILP, the triangle LP's optimal input is tried as a counterexample
 (``lp_probe``; cheap, and often enough on sat instances). In the default decision mode
@@ -46,6 +49,8 @@ from backends.solvers import SolveStatus, StopRule, make_solver
 from backends.tighten import tighten_bounds
 from verifier.attack.validate import validate_candidate
 from verifier.bounds import backward_lower, intermediate_bounds, objective_bounds, pre_activation_nodes
+from verifier.bounds.exact import settle_near_zero
+from verifier.bounds.proof import max_is_strict, refutes
 from verifier.ir.result import Result
 from verifier.ir.spec import Spec
 from verifier.settings import BoundSettings
@@ -276,7 +281,7 @@ class MILPBackend(Backend):
             rec.status = "sat"
             return rec, found["cex"]
         thr, deadline = ctx.thr, ctx.deadline
-        if lower > thr:
+        if refutes(lower, thr, max_is_strict(dj.strict)):
             rec.status = "proven"
         elif out.status == SolveStatus.TIME_LIMIT or (out.status != SolveStatus.OPTIMAL and time_left(deadline) <= 0):
             rec.status = "timeout"
@@ -313,9 +318,12 @@ def _crown_disjunct(ctx: MILPRun, j: int, xl, xh, pre) -> tuple[float, bool]:
     """CROWN's lower bound of ``max_i (C_j y - d_j)_i`` on the box under ``pre``, and whether it proves disjunct j."""
     dj = ctx.spec.disjuncts[j]
     ob = objective_bounds(ctx.graph, torch.tensor(np.array(dj.C)), torch.tensor(np.array(dj.d)), xl, xh,
-                          BoundSettings("crown"), pre=pre)
+                          BoundSettings("crown"), pre=pre, strict=dj.strict)
     val = float(ob.lower[0].max()) if dj.C.shape[0] else -math.inf
-    return val, bool(ob.proven()[0].any())
+    proven = bool(ob.proven()[0].any())
+    if not proven and dj.C.shape[0]:  # a strict row within rounding of zero: the exact check on the box
+        proven = settle_near_zero(ctx.graph, dj, ob.lower[0], ob.tol[0], xl[0].cpu().numpy(), xh[0].cpu().numpy())
+    return val, proven
 
 
 register_backend("milp", MILPBackend)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from backends.box import apply_bound, box_tensors, count_unstable, node_bounds
+from backends.box import all_finite, apply_bound, box_tensors, count_unstable, node_bounds
 from backends.encoding import NetworkEncoding, encode_network, safe_lp_bound
 from backends.solvers.base import SolverAdapter, SolveStatus, StopRule
 from verifier.bounds import intermediate_bounds, pre_activation_nodes
@@ -44,7 +44,8 @@ def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
                    mode: str = "lp", time_budget: float = 10.0, per_neuron_limit: float = 1.0):
     """Tighter pre-activation bounds (dict like ``pre``) and ``TightenStats``.
 
-    Only neurons unstable under the current bounds are solved for; bounds only ever shrink.
+    Only neurons unstable under the current bounds are solved for; bounds only ever shrink. Bounds with a NaN or
+    an infinity are never encoded for a solver: they come back as they are (``stats.complete`` False).
     """
     if mode not in ("lp", "milp"):
         raise ValueError(f"unknown tightening mode {mode!r}")
@@ -52,6 +53,9 @@ def tighten_bounds(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
     end = t0 + max(0.0, time_budget)
     names = [n for n in pre_activation_nodes(graph) if n != graph.input_name]
     stats = TightenStats(unstable_before=count_unstable(pre, names))
+    if not all_finite(pre) or not (np.all(np.isfinite(x_lo)) and np.all(np.isfinite(x_hi))):
+        stats.complete = False
+        return pre, stats
     dt, dev = graph.dtype, graph.device
     xl, xh = box_tensors(graph, x_lo, x_hi)
     fixed: dict = {}

@@ -2,22 +2,57 @@
 are both made from the same bytes) and the property (VNN-LIB 1.0 or 2.0).
 
 ``limits`` bound what the spec may ask of the machine and ``deadline`` is honoured while it is read
-(:mod:`frontends.vnnlib`); ``model_check`` is the load-time check of the model against onnxruntime.
+(:mod:`frontends.vnnlib`); ``model_check`` is the load-time check of the model: onnx.checker, finite
+weights and an onnxruntime session before the graph is built (:mod:`frontends.onnx.check`), then the graph's
+forward pass against onnxruntime on points of the spec (:mod:`frontends.onnx.compare`).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
+import onnx
 import torch
 
 from verifier.ir.deadline import Deadline
+from verifier.ir.graph import Graph
 from verifier.ir.problem import Problem
+from verifier.ir.spec import Spec
 from verifier.settings.inputs import LimitSettings, ModelCheckSettings
 
+from .onnx.check import open_checked
+from .onnx.compare import check_forward
 from .onnx.files import read_model_bytes
-from .onnx.loader import graph_from_bytes
+from .onnx.loader import graph_from_onnx, parse_model
 from .onnx.reference import OnnxReference
 from .vnnlib.v2 import load_spec
+
+
+@dataclass
+class LoadedModel:
+    """A model read once: its ModelProto (kept for the forward check only), the layer graph and the
+    onnxruntime reference whose session the static check made."""
+
+    proto: onnx.ModelProto
+    graph: Graph
+    reference: OnnxReference
+
+
+def load_model(data: bytes, source: str, device="cpu", dtype=torch.float32,
+               model_check: ModelCheckSettings | None = None) -> LoadedModel:
+    """Parse ``data``, check it statically (onnx.checker where ``model_check.enabled``; finite weights and an
+    onnxruntime session always: the session is the judge of counterexamples) and build the layer graph."""
+    model_check = model_check or ModelCheckSettings()
+    proto = parse_model(data, source)
+    reference = open_checked(proto, data, source, full=model_check.enabled)
+    graph = graph_from_onnx(proto, source, dtype=dtype, device=device)
+    return LoadedModel(proto, graph, reference)
+
+
+def check_model_on_spec(model: LoadedModel, spec: Spec, model_check: ModelCheckSettings | None = None,
+                        deadline: Deadline | None = None) -> None:
+    """The forward comparison of the graph with onnxruntime on points of ``spec`` (skipped when disabled)."""
+    check_forward(model.graph, model.reference, spec, model_check or ModelCheckSettings(), model.proto, deadline)
 
 
 def load_problem(model_path: str | os.PathLike, spec_path: str | os.PathLike, device="cpu",
@@ -25,7 +60,9 @@ def load_problem(model_path: str | os.PathLike, spec_path: str | os.PathLike, de
                  model_check: ModelCheckSettings | None = None, deadline: Deadline | None = None) -> Problem:
     limits = limits or LimitSettings()
     model_check = model_check or ModelCheckSettings()
-    data = read_model_bytes(model_path)
-    graph = graph_from_bytes(data, str(model_path), dtype=dtype, device=device)
-    spec = load_spec(spec_path, n_inputs=graph.n_inputs, n_outputs=graph.n_outputs)  # VNN-LIB 1.0 or 2.0
-    return Problem(graph, spec, str(model_path), str(spec_path), reference=OnnxReference(data))
+    model = load_model(read_model_bytes(model_path), str(model_path), device, dtype, model_check)
+    graph = model.graph
+    spec = load_spec(spec_path, n_inputs=graph.n_inputs, n_outputs=graph.n_outputs, limits=limits,
+                     deadline=deadline)  # VNN-LIB 1.0 or 2.0
+    check_model_on_spec(model, spec, model_check, deadline)
+    return Problem(graph, spec, str(model_path), str(spec_path), reference=model.reference)

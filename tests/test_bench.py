@@ -93,7 +93,8 @@ def test_memory_limit_turns_an_oversized_run_into_error():
               memory_limit_mb=150)
     row = run_job(job)
     assert row["verdict"] == "error"
-    assert row["reason"] and row["_result_text"] is None
+    # the verifier's last-resort guard may still write its `error` result file (torch failed to load)
+    assert row["reason"] and row["_result_text"] in (None, "error\n")
 
 
 # --------------------------------------------------------------------------- bad instances

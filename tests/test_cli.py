@@ -133,7 +133,9 @@ def test_empty_input_box_and_undefined_initializer_are_errors(tmp_path, capsys):
     broken.graph.initializer.extend(kept)
     good = tmp_path / "good.vnnlib"
     good.write_text(empty.read_text().replace("(assert (<= X_0 0.4))", "(assert (<= X_0 0.6))"))
-    _in_process_error(capsys, [save(broken, tmp_path / "nobias.onnx"), good], f"input '{gemm.input[2]}' is neither")
+    # onnx.checker (the load-time check) names the tensor and the node first
+    _in_process_error(capsys, [save(broken, tmp_path / "nobias.onnx"), good], f"input '{gemm.input[2]}'",
+                      gemm.name)
 
 
 def test_malformed_spec_and_size_mismatch_are_errors(tmp_path, capsys):
@@ -230,3 +232,29 @@ def test_attack_acceptance_acasxu_sample(tmp_path, capsys):
         _, x, y = parse_result_text(out_file.read_text())
         ok, why = check_counterexample(OnnxReference(acas / key[0]).run, load_vnnlib(acas / key[1]), x, y)
         assert ok, (key, why)
+
+
+# --------------------------------------------------------------------------- the budget of a run, the docs
+def test_carved_budgets_keep_the_runs_end_for_long_steps():
+    """``step_would_overrun`` stops a loop before a step that would end after the whole run (not the phase)."""
+    from verifier.ir.deadline import Deadline
+
+    run = Deadline(1000.0)
+    assert not run.step_would_overrun(1.0) and run.step_would_overrun(5000.0)
+    phase = run.sub(100.0).share(0.5)  # a 50 s phase of a long run
+    assert phase.final_end == run.final_end == run.end and phase.end < run.end
+    assert not phase.step_would_overrun(60.0)  # a step past the phase's own end is the phase's business
+    assert phase.step_would_overrun(2000.0)  # one past the run's end is not started
+    assert Deadline(0.0).step_would_overrun(0.0)  # an expired budget starts nothing
+
+
+def test_methods_text_and_readme_agree_on_what_lp_and_dual_answer(capsys):
+    """lp may answer sat (its optimum's input, validated), dual never: `verify methods` and the README say so."""
+    assert main(["methods"]) == 0
+    desc = {ln.split(None, 1)[0]: ln.split(None, 1)[1] for ln in capsys.readouterr().out.splitlines() if ln.strip()}
+    assert "sat" in desc["lp"].replace("unsat", "") and "validat" in desc["lp"]
+    assert "unsat only" in desc["dual"] and "sat / unsat" in desc["milp"]
+    readme = (ROOT / "README.md").read_text()
+    row = next(ln for ln in readme.splitlines() if ln.startswith("| `milp`, `lp`, `dual` |"))
+    assert "lp: unsat, or sat when the LP optimum's input is a validated counterexample" in row
+    assert "dual: unsat" in row

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frontends.vnnlib.dnf import MAX_DISJUNCTS
+from frontends.vnnlib.sexpr import Comparisons, Source, read
+from frontends.vnnlib.v1 import LEXICON as v1_lexicon
 from frontends.vnnlib.v1 import load_vnnlib, parse_vnnlib
 from verifier.ir.errors import SpecError
+from verifier.settings.inputs import LimitSettings
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 # the VNN-LIB 1.0 benchmarks (vnncomp2024/ holds the general-operator benchmarks, not read here yet)
@@ -179,10 +181,155 @@ def test_network_sizes_checked():
 
 
 def test_disjunct_cap():
+    """The cross product is counted before it is made, against limits.disjuncts (4^9 = 262144 here)."""
     text = HEAD + BOX + "(assert (or (<= Y_0 0) (<= Y_0 1) (<= Y_0 2) (<= Y_0 3)))\n" * 9
-    with pytest.raises(SpecError, match=f"more than {MAX_DISJUNCTS} disjuncts") as e:
-        parse_vnnlib(text)
+    with pytest.raises(SpecError, match="more than 100000 disjuncts .*cross product of 4 x 4 x 4 x 4 x 4 x 4 x 4 "
+                       r"x 4 x 4.*limits.disjuncts is 100000; raise it with --set limits.disjuncts=262144") as e:
+        parse_vnnlib(text, limits=LimitSettings(disjuncts=100_000))
     assert e.value.line == 10 + 8  # the assert whose expansion crosses the cap
+    assert len(parse_vnnlib(HEAD + BOX + "(assert (or (<= Y_0 0) (<= Y_0 1)))\n" * 3).disjuncts) == 8
+
+
+def flags(dj) -> tuple:
+    """(strict rows, open lower bounds, open upper bounds) as lists of bools (all False when None)."""
+    n = dj.lo.shape[0]
+    return (dj.strict_rows().tolist(), [False] * n if dj.lo_open is None else dj.lo_open.tolist(),
+            [False] * n if dj.hi_open is None else dj.hi_open.tolist())
+
+
+# --------------------------------------------------------------------------- strict comparisons
+def test_strict_comparisons_are_kept_on_rows_and_input_bounds():
+    spec = parse_vnnlib(HEAD + "(assert (> X_0 -1))(assert (<= X_0 1))(assert (>= X_1 0))(assert (< X_1 2))\n"
+                        "(assert (< Y_0 3))(assert (> Y_1 Y_2))(assert (<= Y_2 5))(assert (> 1 Y_0))")
+    (dj,) = spec.disjuncts
+    assert dj.lo.tolist() == [-1, 0] and dj.hi.tolist() == [1, 2]
+    assert rows(dj) == [([1, 0, 0], 3.0), ([0, -1, 1], 0.0), ([0, 0, 1], 5.0), ([1, 0, 0], 1.0)]
+    assert flags(dj) == ([True, True, False, True], [True, False], [False, True])
+    assert dj.has_strict
+    closed = parse_vnnlib(HEAD + BOX + "(assert (<= Y_0 3))").disjuncts[0]
+    assert closed.strict is None and closed.lo_open is None and closed.hi_open is None and not closed.has_strict
+
+
+def test_strict_general_forms_chains_and_equality():
+    with pytest.raises(SpecError, match="X_1 has no lower bound"):  # -X_1 >= 0 bounds X_1 from above
+        parse_vnnlib(HEAD + "(assert (> (* 2 X_0) 1))(assert (< X_0 5))(assert (>= (- X_1) 0))(assert (<= Y_0 0))")
+    spec = parse_vnnlib(HEAD + "(assert (> (* 2 X_0) 1))(assert (< (* -4 X_0) -8))(assert (< X_0 5))\n"
+                        "(assert (<= X_1 2))(assert (< (- X_1) 3))\n"
+                        "(assert (< Y_0 Y_1 Y_2))(assert (= Y_0 (- 1)))(assert (< (- Y_0 Y_1) (+ 1 1)))")
+    (dj,) = spec.disjuncts
+    assert dj.lo.tolist() == [2, -3] and dj.hi.tolist() == [5, 2]  # -4 x < -8 is x > 2, tighter than 2 x > 1
+    assert flags(dj)[1:] == ([True, True], [True, False])  # -X_1 < 3 is X_1 > -3
+    assert rows(dj) == [([1, -1, 0], 0.0), ([0, 1, -1], 0.0), ([1, 0, 0], -1.0), ([-1, 0, 0], 1.0),
+                        ([1, -1, 0], 2.0)]
+    assert flags(dj)[0] == [True, True, False, False, True]  # '=' is two non-strict rows
+
+
+@pytest.mark.parametrize("bounds,lo,hi,lo_open,hi_open", [
+    ("(> X_0 1)(>= X_0 1)(<= X_0 4)", 1, 4, True, False),   # equal values: open wins over closed
+    ("(>= X_0 1)(> X_0 1)(<= X_0 4)", 1, 4, True, False),   # in either order
+    ("(> X_0 1)(>= X_0 2)(< X_0 4)(<= X_0 4)", 2, 4, False, True),  # the tighter bound wins
+    ("(>= X_0 2)(> X_0 1)(<= X_0 3)(< X_0 4)", 2, 3, False, False),
+    ("(> X_0 1)(> X_0 1.5)(< X_0 3)(< X_0 2)", 1.5, 2, True, True),
+])
+def test_bounds_on_one_input_combine_tighter_first_then_open(bounds, lo, hi, lo_open, hi_open):
+    text = HEAD + "".join(f"(assert {b})" for b in bounds.replace(")(", ")\n(").splitlines()) + \
+        "(assert (>= X_1 0))(assert (<= X_1 1))(assert (<= Y_0 0))"
+    (dj,) = parse_vnnlib(text).disjuncts
+    assert (dj.lo[0], dj.hi[0]) == (lo, hi)
+    assert (flags(dj)[1][0], flags(dj)[2][0]) == (lo_open, hi_open)
+    # the same bounds inside one disjunct of an 'or'
+    local = HEAD + "(assert (>= X_1 0))(assert (<= X_1 1))\n(assert (or (and " + bounds + " (<= Y_0 0)) " \
+        "(and (>= X_0 0) (<= X_0 9) (<= Y_1 0))))"
+    dj = parse_vnnlib(local).disjuncts[0]
+    assert (dj.lo[0], dj.hi[0], flags(dj)[1][0], flags(dj)[2][0]) == (lo, hi, lo_open, hi_open)
+
+
+def test_a_box_emptied_by_an_open_bound_is_an_empty_set_not_an_error():
+    """x > 1 and x <= 1 holds for no x: that disjunct is dropped; with every disjunct so, the spec has none
+    (the unsafe set is empty: unsat). A lower bound above an upper bound stays an error (a user mistake)."""
+    spec = parse_vnnlib(HEAD + "(assert (>= X_1 0))(assert (<= X_1 1))\n(assert (or\n"
+                        " (and (> X_0 1) (<= X_0 1) (<= Y_0 0))\n (and (>= X_0 0) (< X_0 0) (<= Y_0 0))\n"
+                        " (and (>= X_0 0) (<= X_0 1) (<= Y_1 0))))")
+    (dj,) = spec.disjuncts
+    assert rows(dj) == [([0, 1, 0], 0.0)]
+    for top in ("(assert (> X_0 1))(assert (<= X_0 1))", "(assert (>= X_0 1))(assert (< X_0 1))",
+                "(assert (> X_0 1))(assert (< X_0 1))"):
+        spec = parse_vnnlib(HEAD + top + "(assert (>= X_1 0))(assert (<= X_1 1))(assert (<= Y_0 0))")
+        assert spec.disjuncts == () and (spec.n_inputs, spec.n_outputs) == (2, 3)
+    every = parse_vnnlib(HEAD + "(assert (>= X_1 0))(assert (<= X_1 1))\n(assert (or (and (> X_0 1) (<= X_0 1)) "
+                         "(and (>= X_0 2) (< X_0 2))))\n(assert (<= Y_0 0))")
+    assert every.disjuncts == ()
+    with pytest.raises(SpecError, match=r"<string>:11: the input set is empty: X_0 >= 2.0 and X_0 <= 1.0"):
+        parse_vnnlib(HEAD + BOX + "(assert (<= Y_0 0))\n(assert (> X_0 2))(assert (< X_0 1))")
+
+
+def test_comparisons_without_variables_are_true_or_false():
+    """(<= Y_0 Y_0) is 0 <= 0: true, no row; (< Y_0 Y_0) is false: its disjunct goes, and with it every
+    disjunct of a top-level assert (no disjunct left: unsat)."""
+    (dj,) = parse_vnnlib(HEAD + BOX + "(assert (<= Y_0 Y_0))").disjuncts
+    assert dj.C.shape == (0, 3) and dj.d.shape == (0,)
+    (dj,) = parse_vnnlib(HEAD + BOX + "(assert (<= Y_1 1))(assert (>= (- Y_0 Y_0) -1))").disjuncts
+    assert rows(dj) == [([0, 1, 0], 1.0)]
+    assert parse_vnnlib(HEAD + BOX + "(assert (< Y_0 Y_0))").disjuncts == ()
+    assert parse_vnnlib(HEAD + BOX + "(assert (<= (+ Y_0 1) Y_0))").disjuncts == ()  # 1 <= 0
+    spec = parse_vnnlib(HEAD + BOX + "(assert (or (and (< Y_0 Y_0) (<= Y_1 0)) (<= Y_2 0)))")
+    assert [rows(dj) for dj in spec.disjuncts] == [[([0, 0, 1], 0.0)]]
+
+
+def test_a_spec_without_output_constraints_has_disjuncts_without_rows():
+    """Truncated after its input box: the unsafe set is the whole box (every point is a counterexample)."""
+    (dj,) = parse_vnnlib(HEAD + BOX).disjuncts
+    assert dj.C.shape == (0, 3) and dj.lo.tolist() == [-1, 0] and dj.hi.tolist() == [1, 2]
+
+
+def test_blocks_of_comparisons_read_in_bulk_equal_the_token_by_token_reading():
+    """An (and ...) of comparisons X_i/Y_j against numbers is read in one match (the big benchmark files); the
+    same formula read token by token (a constant comparison in it defeats the bulk path) gives the same spec."""
+    bulk = "(and (>= X_0 -1) (<= X_0 1)\n (>= X_1 0.5) (< X_1 2e0) (<= Y_0 -1e-05) (> Y_2 .5) (>= Y_1 3))"
+    slow = bulk.replace("(<= Y_0", "(<= 1 2) (<= Y_0")
+    for text, in_bulk in ((bulk, True), (slow, False)):
+        (stmt,) = read(Source(f"(assert {text})", "<string>"), v1_lexicon)
+        assert (type(stmt[2][2]) is Comparisons) == in_bulk
+    a, b = (parse_vnnlib(HEAD + f"(assert (or {t} (and (>= X_0 5) (<= X_0 6) (>= X_1 0) (<= X_1 1) (<= Y_0 0))))")
+            for t in (bulk, slow))
+    assert len(a.disjuncts) == len(b.disjuncts) == 2
+    for x, y in zip(a.disjuncts, b.disjuncts):
+        assert rows(x) == rows(y) and flags(x) == flags(y)
+        assert x.lo.tolist() == y.lo.tolist() and x.hi.tolist() == y.hi.tolist()
+    assert flags(a.disjuncts[0]) == ([False, True, False], [False, False], [False, True])
+    # an error inside a block names its own line
+    with pytest.raises(SpecError, match=r"^<string>:9: undeclared variable Y_9"):
+        parse_vnnlib(HEAD + "(assert (and (>= X_0 -1) (<= X_0 1)\n(>= X_1 0) (<= X_1 1)\n (<= Y_0 0)\n"
+                     " (<= Y_9 0) (<= Y_1 0)))")
+    with pytest.raises(SpecError, match=r"^<string>:7: number out of range: 1e400"):
+        parse_vnnlib(HEAD + "(assert (and (>= X_0 -1) (<= X_0 1)\n(>= X_1 0) (<= X_1 1e400)))")
+
+
+# --------------------------------------------------------------------------- numbers
+@pytest.mark.parametrize("token,fragment", [
+    ("\u0663", "'\u0663' is not a number: VNN-LIB numbers are written with the ASCII digits 0-9"),  # Arabic-Indic 3
+    ("\uff13", "is not a number: VNN-LIB numbers are written with the ASCII digits 0-9"),  # full-width 3
+    ("1\u0663", "is not a number"), ("-\u0663.5", "is not a number"),
+    ("1e400", "number out of range: 1e400 is beyond float64"), ("-2.5E+999", "number out of range: -2.5E+999"),
+    ("nan", "'nan' is not a valid number"), ("NaN", "'NaN' is not a valid number"), ("inf", "'inf' is not a valid"),
+    ("-inf", "'-inf' is not a valid number"), ("+Infinity", "is not a valid number"),
+    ("1_000", "bad number '1_000'"), ("0x1p3", "bad number"), ("1.2.3", "bad number '1.2.3'"),
+    ("1" * 20000 + "x", "bad number"),  # a long malformed token: a linear rejection (no regex blow-up)
+], ids=lambda v: v if len(v) < 40 else v[:10] + "...")
+def test_only_ascii_finite_decimal_literals_are_numbers(token, fragment):
+    for text in (HEAD + BOX + f"(assert (>= X_0 {token}))", HEAD + BOX + f"(assert (<= (+ Y_0 Y_1) {token}))",
+                 HEAD + BOX + f"(assert (and (<= Y_0 0) (>= Y_1 {token})))"):
+        with pytest.raises(SpecError) as e:
+            parse_vnnlib(text, "n.vnnlib")
+        assert e.value.line == 10 and fragment in str(e.value), str(e.value)[:300]
+
+
+def test_arithmetic_that_overflows_is_an_error():
+    with pytest.raises(SpecError, match="out of float64's range"):
+        parse_vnnlib(HEAD + BOX + "(assert (<= (* 1e300 1e300 Y_0) 1))")
+    with pytest.raises(SpecError, match="bound of X_0 is out of float64's range"):
+        parse_vnnlib(HEAD + "(assert (<= (* 1e-300 X_0) 1e300))(assert (>= X_0 0))(assert (>= X_1 0))"
+                     "(assert (<= X_1 1))")
 
 
 # --------------------------------------------------------------------------- errors
@@ -191,7 +338,6 @@ ERRORS = [  # (name, text, line, message fragment)
     ("open_then_more", HEAD + "(assert (>= X_0 0)\n" + BOX, 6, "missing ')'"),
     ("close", HEAD + BOX + "(assert (<= Y_0 0)))\n", 10, "unexpected ')'"),
     ("undeclared", HEAD + BOX + "(assert (or\n (<= Y_0 0)\n (<= Y_7 0)))\n", 12, "undeclared variable Y_7"),
-    ("strict", HEAD + BOX + "\n(assert (< Y_0 0))\n", 11, "strict inequalit"),
     ("missing_bound", HEAD + "(assert (>= X_0 -1))(assert (<= X_0 1))(assert (>= X_1 0))",
      2, "X_1 has no upper bound"),
     ("bad_number", HEAD + BOX + "(assert (<= Y_0\n 1.2.3))", 11, "bad number '1.2.3'"),
@@ -205,13 +351,23 @@ ERRORS = [  # (name, text, line, message fragment)
     ("empty", "; nothing here\n", None, "empty file"),
     ("no_assert", HEAD, None, "no assertions"),
     ("command", HEAD + "(define-fun f () Real 1)", 6, "unknown command 'define-fun'"),
+    ("twice", HEAD + "(declare-const Y_1 Real)\n" + BOX, 6, "Y_1 is declared twice"),
+    ("assert_arity", HEAD + BOX + "(assert (<= Y_0 0) (<= Y_1 0))", 10, "assert takes exactly one formula"),
+    ("assert_empty", HEAD + BOX + "(assert)", 10, "assert takes exactly one formula"),
+    ("compare_arity", HEAD + BOX + "(assert (<= Y_0))", 10, "'<=' needs at least two operands"),
+    ("strict_arity", HEAD + BOX + "(assert\n (> Y_0))", 11, "'>' needs at least two operands"),
+    ("declare_arity", "(declare-const X_0)\n", 1, "expected (declare-const NAME Real)"),
+    ("huge_index", HEAD + "(declare-const X_123456789012345678901234567890 Real)", 6, "unsupported variable name"),
+    ("unknown_name", HEAD + BOX + "(assert (<= Z_0 0))", 10, "unknown symbol 'Z_0'"),
+    ("not_equal", HEAD + BOX + "(assert (!= Y_0 0))", 10, "unknown operator '!='"),
+    ("nbsp", HEAD + BOX + "(assert (<=\u00a0Y_0 0))", 10, "unknown operator"),  # a non-ASCII blank separates nothing
 ]
 
 
 @pytest.mark.parametrize("name,text,line,fragment", ERRORS, ids=[e[0] for e in ERRORS])
 def test_malformed_file(tmp_path, name, text, line, fragment):
     path = tmp_path / f"bad_{name}.vnnlib"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(SpecError) as e:
         load_vnnlib(path)
     assert e.value.line == line

@@ -67,15 +67,41 @@ def test_gzipped_v2_named_without_gz(tmp_path):
 
 def test_operators_and_terms():
     spec = parse_vnnlib2(HEAD + BOX + "(assert (or (< Y[0] Y[1]) (== (- Y[2]) -0.5) (> (* 2 (+ Y[0] 1)) Y [2])))")
-    rows = [(d.C.tolist(), d.d.tolist()) for d in spec.disjuncts]
-    assert rows == [([[1, -1, 0]], [0.0]),                      # Y0 < Y1 read as Y0 <= Y1
-                    ([[0, 0, -1], [0, 0, 1]], [-0.5, 0.5]),    # -Y2 == -0.5: two rows
-                    ([[-2, 0, 1]], [2.0])]                     # 2 (Y0 + 1) > Y2
+    rows = [(d.C.tolist(), d.d.tolist(), d.strict_rows().tolist()) for d in spec.disjuncts]
+    assert rows == [([[1, -1, 0]], [0.0], [True]),                          # Y0 < Y1: a strict row
+                    ([[0, 0, -1], [0, 0, 1]], [-0.5, 0.5], [False, False]),  # -Y2 == -0.5: two rows
+                    ([[-2, 0, 1]], [2.0], [True])]                          # 2 (Y0 + 1) > Y2
     lo, hi = spec.disjuncts[0].lo, spec.disjuncts[0].hi
     assert lo.tolist() == [0, -1] and hi.tolist() == [1, 1]
     scalar = parse_vnnlib2("(vnnlib-version <2.0>)\n(declare-network s (declare-input x float32 [])"
                            " (declare-output y real []))\n(assert (and (<= x 2) (>= x 1) (<= y 0)))")
     assert (scalar.n_inputs, scalar.n_outputs, scalar.disjuncts[0].hi.tolist()) == (1, 1, [2.0])
+
+
+def test_strict_input_bounds_are_open_and_combine_with_closed_ones():
+    spec = parse_vnnlib2(HEAD + "(assert (and (> X[0,0] 0) (>= X[0,0] 0) (<= X[0,0] 1) (>= X[0,1] -1) (< X[0,1] 1)))\n"
+                         "(assert (or (and (< X[0,1] 0.5) (<= Y[0] 0)) (and (> X[0,0] 1) (<= Y[1] 0))))")
+    (dj,) = spec.disjuncts  # the second disjunct's box is empty (x > 1 and x <= 1): dropped, no error
+    assert dj.lo.tolist() == [0, -1] and dj.hi.tolist() == [1, 0.5]
+    assert dj.lo_open.tolist() == [True, False] and dj.hi_open.tolist() == [False, True]
+    assert dj.C.tolist() == [[1, 0, 0]] and dj.strict is None
+    none = parse_vnnlib2(HEAD + "(assert (and (> X[0,0] 1) (<= X[0,0] 1) (>= X[0,1] -1) (<= X[0,1] 1)))\n"
+                         "(assert (<= Y[0] 0))")
+    assert none.disjuncts == ()  # the input set is empty by an open bound: no disjunct (unsat)
+
+
+@pytest.mark.parametrize("token,fragment", [
+    ("\u0663", "is not a number: VNN-LIB numbers are written with the ASCII digits 0-9"),
+    ("\uff11.5", "is not a number"), ("1e400", "number out of range: 1e400"), ("nan", "'nan' is not a valid number"),
+    ("-inf", "'-inf' is not a valid number"), ("Infinity", "'Infinity' is not a valid number"),
+    ("1_0", "bad number '1_0'"), ("0x10", "bad number '0x10'"),
+])
+def test_v2_numbers_are_ascii_finite_decimals(token, fragment):
+    for text in (HEAD + BOX + f"(assert (<= Y[0] {token}))",
+                 HEAD + f"(assert (and (>= X[0,0] {token}) (<= X[0,0] 1)))"):
+        with pytest.raises(SpecError) as e:
+            parse_vnnlib2(text, "q.vnnlib")
+        assert e.value.line in (5, 6) and fragment in str(e.value), str(e.value)
 
 
 @pytest.mark.parametrize("text,line,fragment", [
@@ -84,7 +110,13 @@ def test_operators_and_terms():
     (HEAD + BOX + "(assert (<= Y[3] 1))", 6, "index 3 is out of range for dimension 0 of Y"),
     (HEAD + BOX + "(assert (<= Y[0,0] 1))", 6, "Y has shape [3] and needs 1 index; got 2"),
     (HEAD + BOX + "(assert (<= Y 1))", 6, "needs 1 index; got 0"),
-    (HEAD + BOX + "(assert (!= Y[0] 1))", 6, "'!=' is not supported"),
+    (HEAD + BOX + "(assert (!= Y[0] 1))", 6, "'!=' is not supported: a != b is the disjunction of a < b and a > b"),
+    (HEAD + BOX + "(assert (<= Y[0]))", 6, "'<=' needs at least two operands"),
+    (HEAD + BOX + "(assert (<= Y[0] 1) (<= Y[1] 1))", 6, "assert takes exactly one formula"),
+    (HEAD + BOX + "(assert (<= Y[99999999999999999999999] 1))", 6, "an integer of more than 18 digits"),
+    (HEAD + BOX + "(assert (<= Y[" + "9" * 5000 + "] 1))", 6, "an integer of more than 18 digits"),
+    ("(vnnlib-version <2.0>)\n(declare-network N (declare-input X Real [" + "9" * 5000 + "]) (declare-output Y "
+     "Real [1]))\n(assert (<= Y[0] 1))", 2, "an integer of more than 18 digits"),
     (HEAD + BOX + "(assert (<= (+ X[0,0] Y[1]) 1))", 6, "mixes inputs and outputs (X[0,0] and Y[1])"),
     (HEAD + BOX + "(assert (<= (+ X[0,0] X[0,1]) 1))", 6, "relates X[0,0] and X[0,1]"),
     (HEAD + "(assert (>= X[0,0] 0))\n(assert (<= Y[0] 1))", 3, "input X[0,1] has no lower bound"),
@@ -193,6 +225,16 @@ def test_solver_errors_go_to_stderr_with_nothing_on_stdout(capsys, tmp_path):
     rc, out, err = solver(capsys, "verify", TEST / "test_nano.vnnlib", "--network", f"any={model}", "--method",
                           "crown")
     assert rc == 0 and out == ["unsat"]  # VNN-LIB 1.0 queries work too, with one --network
+
+
+def test_solver_time_limit_passing_while_the_query_is_read_is_timed_out(capsys, tmp_path):
+    query = tmp_path / "big.vnnlib"  # 200,000 disjuncts: longer to read than the grace a read gets past its deadline
+    query.write_text((V2 / "test_nano.vnnlib").read_text().replace(
+        "(assert", "(assert (or " + " ".join(f"(<= Y[0] {k})" for k in range(200_000)) + "))\n(assert", 1))
+    assert load_query(query).network.name == "nano"
+    rc, out, err = solver(capsys, "verify", query, "--network", f"nano={ROOT / 'vnnlib_specs' / 'test_nano.onnx'}",
+                          "--timeout", "0")
+    assert (rc, out) == (0, ["timed-out"]) and "timed out while reading the spec" in err, err
 
 
 def test_supports_and_identity(capsys):

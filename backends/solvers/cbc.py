@@ -2,7 +2,8 @@
 
 CBC runs as a subprocess with no callbacks, so ``StopRule`` is not honoured
 (the solve runs to optimality or to the time limit) and no dual bound is
-reported for a MIP stopped early: such a solve is a ``TIME_LIMIT`` outcome.
+reported for a MIP stopped early: such a solve is a ``TIME_LIMIT`` outcome. Its log (``msg``, on only
+with ``verbose``) is the subprocess's stdout: sent to stderr (``quiet.solver_output()``).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from backends.solvers.base import SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule
+from backends.solvers.quiet import maybe_solver_output
 from backends.solvers.registry import register_solver
 
 
@@ -76,14 +78,17 @@ class CbcAdapter(SolverAdapter):
         is_mip = bool(model.integer.any())
         kw = dict(msg=bool(self.verbose), mip=is_mip)
         if math.isfinite(time_limit):
-            kw["timeLimit"] = max(1, int(math.ceil(time_limit)))
+            # CBC's -sec takes fractions (a ceil overran by up to 1 s); CBC itself runs up to ~1.3 s past it (its
+            # start, the model file, the cuts before its first time check): that much is kept back
+            kw["timeLimit"] = max(0.1, round(float(time_limit) - min(1.0, 0.1 * float(time_limit)), 2))
         if self.threads:
             kw["threads"] = int(self.threads)
         if is_mip:
             kw["gapRel"] = 1e-9
             kw["gapAbs"] = 1e-9
             kw["options"] = ["increment 1e-9"]
-        prob.solve(_cbc_command(pulp, kw))
+        with maybe_solver_output(self.verbose):
+            prob.solve(_cbc_command(pulp, kw))
         dt = time.perf_counter() - t0
         st = prob.sol_status
         out = SolveOutcome(SolveStatus.ERROR, time_s=dt, solver=self.name,

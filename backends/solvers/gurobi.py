@@ -5,6 +5,11 @@ constraints). Gurobi reports it as ``GurobiError`` code 10010 ("Model too large
 for size-limited license"); this adapter turns that (and a missing or broken
 licence) into ``SolverUnavailable``, which ``FallbackSolver`` answers by running
 HiGHS with a clear message.
+
+Output: the environment is made empty with ``OutputFlag`` and ``LogToConsole`` 0 before it starts (a
+started default environment prints the licence banner, "Restricted license ...", on stdout); with
+``verbose`` the log is on and goes to stderr (``quiet.solver_output(python=True)`` around the start and
+the solves: gurobipy writes its log through Python's ``sys.stdout``).
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from backends.solvers.base import ModelSession, SolveOutcome, SolverAdapter, SolverUnavailable, SolveStatus, StopRule
+from backends.solvers.quiet import maybe_solver_output
 from backends.solvers.registry import register_solver
 
 SIZE_LIMIT_CODE = 10010
@@ -36,12 +42,13 @@ def licence_errors(gp):
 class GurobiSession(ModelSession):
     """A Gurobi model kept open; ``bound`` sets its objective (``Obj``, ``ObjCon``), solves, reads ``ObjBound``."""
 
-    def __init__(self, gp, GRB, m, x):
+    def __init__(self, gp, GRB, m, x, verbose: bool = False):
         self._gp, self._GRB, self._m, self._x = gp, GRB, m, x
+        self._verbose = verbose
 
     def bound(self, cost, offset=0.0, time_limit=math.inf, stop_at=None):
         m, GRB = self._m, self._GRB
-        with licence_errors(self._gp):
+        with licence_errors(self._gp), maybe_solver_output(self._verbose, python=True):
             self._x.Obj = cost
             m.ObjCon = float(offset)
             m.Params.TimeLimit = max(0.01, float(time_limit)) if math.isfinite(time_limit) else GRB.INFINITY
@@ -73,9 +80,10 @@ class GurobiAdapter(SolverAdapter):
             from gurobipy import GRB
         except ImportError as e:  # pragma: no cover - gurobipy is installed here
             raise SolverUnavailable(f"gurobipy not importable: {e}") from None
-        with licence_errors(gp):
+        with licence_errors(gp), maybe_solver_output(self.verbose, python=True):  # "Set parameter ..." lines too
             env = gp.Env(empty=True)
             env.setParam("OutputFlag", 1 if self.verbose else 0)
+            env.setParam("LogToConsole", 1 if self.verbose else 0)
             env.start()
             m = gp.Model(env=env)
             m.Params.FeasibilityTol = self.feasibility_tolerance
@@ -116,11 +124,12 @@ class GurobiAdapter(SolverAdapter):
     def open(self, model, gap=None, abs_gap=None) -> GurobiSession:
         """The model built as for ``solve`` (no time limit), with the MIP gaps given replacing the adapter's."""
         gp, GRB, m, x, _ = self._build(model, math.inf)
-        if gap is not None:
-            m.Params.MIPGap = gap
-        if abs_gap is not None:
-            m.Params.MIPGapAbs = abs_gap
-        return GurobiSession(gp, GRB, m, x)
+        with maybe_solver_output(self.verbose, python=True):
+            if gap is not None:
+                m.Params.MIPGap = gap
+            if abs_gap is not None:
+                m.Params.MIPGapAbs = abs_gap
+        return GurobiSession(gp, GRB, m, x, self.verbose)
 
     def solve(self, model, time_limit: float = math.inf, stop: StopRule | None = None) -> SolveOutcome:
         t0 = time.perf_counter()
@@ -141,7 +150,7 @@ class GurobiAdapter(SolverAdapter):
                     accepted["x"], accepted["obj"] = v, obj
                     mdl.terminate()
 
-        with licence_errors(gp):
+        with licence_errors(gp), maybe_solver_output(self.verbose, python=True):
             m.optimize(callback if (is_mip and stop is not None) else None)
         dt = time.perf_counter() - t0
         st = m.Status

@@ -47,7 +47,7 @@ class OnnxNode:
 
 
 def node_label(proto) -> str:
-    return f"'{proto.name or proto.output[0]}' ({proto.op_type})"
+    return f"'{proto.name or (proto.output[0] if proto.output else '')}' ({proto.op_type})"
 
 
 @dataclass

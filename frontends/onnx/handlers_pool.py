@@ -9,6 +9,8 @@ from verifier.ir.ops import AveragePool, MaxPool
 @handler("MaxPool", "AveragePool")
 def pool(ctx: LoadContext, n: OnnxNode) -> None:
     a = n.attrs
+    if "kernel_shape" not in a:
+        raise ctx.error(n.label, "the required attribute kernel_shape is missing")
     k = a["kernel_shape"]
     if len(k) != 2:
         raise ctx.error(n.label, "only 2-D pooling is supported")

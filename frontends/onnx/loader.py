@@ -20,11 +20,14 @@ from frontends.onnx import handlers_activation, handlers_affine, handlers_pool, 
 from frontends.onnx.context import LoadContext, OnnxNode, node_label
 from frontends.onnx.files import read_model_bytes
 from frontends.onnx.fold import CONST_ONLY, fold_node
+from frontends.onnx.reference import condense
 from frontends.onnx.registry import HANDLERS
 from verifier.ir.errors import ModelError
 from verifier.ir.graph import Graph
 from verifier.ir.simplify import simplify
 
+# element types of the network input and output that the verifier (and its onnxruntime reference) take
+FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
 # op types the loader understands: those with a handler (on graph values) and the constant-only ones
 SUPPORTED = frozenset(HANDLERS) | CONST_ONLY
 
@@ -33,27 +36,38 @@ def load_onnx(path: str | os.PathLike, dtype=torch.float32, device="cpu") -> Gra
     return graph_from_bytes(read_model_bytes(path), str(path), dtype=dtype, device=device)
 
 
-def graph_from_bytes(data: bytes, source: str = "<model>", dtype=torch.float32, device="cpu") -> Graph:
-    """The layer graph of a serialised ONNX model (``source`` names it in messages)."""
+def parse_model(data: bytes, source: str = "<model>") -> onnx.ModelProto:
+    """The ModelProto of a serialised ONNX model; bytes that are not one are a ModelError naming ``source``."""
     try:
         model = onnx.load_from_string(data)
     except Exception as e:  # protobuf decode errors have many types
-        raise ModelError(f"not a valid ONNX model ({type(e).__name__}: {e})", source) from None
-    return graph_from_onnx(model, source, dtype=dtype, device=device)
+        raise ModelError(f"not a valid ONNX model ({type(e).__name__}: {condense(e)})", source) from None
+    if not model.HasField("graph"):
+        raise ModelError("not a valid ONNX model (it holds no graph)", source)
+    return model
+
+
+def graph_from_bytes(data: bytes, source: str = "<model>", dtype=torch.float32, device="cpu") -> Graph:
+    """The layer graph of a serialised ONNX model (``source`` names it in messages)."""
+    return graph_from_onnx(parse_model(data, source), source, dtype=dtype, device=device)
 
 
 def graph_from_onnx(model, source: str = "<model>", dtype=torch.float32, device="cpu") -> Graph:
     """The layer graph of an ONNX ModelProto: each node folded (all inputs constant) or made by its handler."""
     g = model.graph
-    consts: dict[str, np.ndarray] = {i.name: nh.to_array(i) for i in g.initializer}
+    consts = _initializers(g, source)
     inp = _network_input(g, consts, source)
     in_shape = _input_shape(inp, source)
     ctx = LoadContext(source, dtype, consts, {inp.name: in_shape})
     for proto in g.node:
-        n = OnnxNode.read(proto, consts)
-        ctx.check_inputs(n)
-        if not fold_node(ctx, n):
-            HANDLERS[n.op_type](ctx, n)
+        try:
+            n = OnnxNode.read(proto, consts)
+            ctx.check_inputs(n)
+            if not fold_node(ctx, n):
+                HANDLERS[n.op_type](ctx, n)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError) as e:
+            # a malformed node (a missing attribute or input, a value of the wrong kind): name it, no traceback
+            raise ctx.error(node_label(proto), f"malformed node ({type(e).__name__}: {condense(e)})") from None
     out_name = ctx.name_of(g.output[0].name)
     if out_name in consts:
         raise ModelError("the network output does not depend on its input", source)
@@ -61,6 +75,19 @@ def graph_from_onnx(model, source: str = "<model>", dtype=torch.float32, device=
         raise ModelError(f"the network output '{g.output[0].name}' is the output of no node", source)
     graph = simplify(Graph(inp.name, in_shape, ctx.nodes, out_name, source))
     return graph.to(device=device, dtype=dtype)
+
+
+def _initializers(g, source) -> dict[str, np.ndarray]:
+    consts: dict[str, np.ndarray] = {}
+    for init in g.initializer:
+        if init.name in consts:  # onnxruntime takes one of them, the loader would take the other
+            raise ModelError(f"two initializers are named '{init.name}'", source)
+        try:
+            consts[init.name] = nh.to_array(init)
+        except Exception as e:  # raw data of the wrong length, external data that is not there, ...
+            raise ModelError(f"initializer '{init.name}' cannot be read ({type(e).__name__}: {condense(e)})",
+                             source) from None
+    return consts
 
 
 def _network_input(g, consts, source):
@@ -74,6 +101,12 @@ def _network_input(g, consts, source):
     if unsupported:
         raise ModelError(f"{len(unsupported)} unsupported node(s): " + ", ".join(unsupported), source,
                          nodes=unsupported)
+    for kind, value in (("input", inputs[0]), ("output", g.output[0])):
+        elem = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else 0
+        if elem not in FLOAT_TYPES:
+            name = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else elem
+            raise ModelError(f"network {kind} '{value.name}' has element type {name}; the verifier needs FLOAT "
+                             "or DOUBLE", source)
     return inputs[0]
 
 

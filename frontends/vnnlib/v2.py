@@ -14,107 +14,148 @@ Supported here: one network (theory SNET) with one input and one output tensor (
 nodes (NH); element types ``Real`` or an ONNX type name (recorded in
 :class:`~frontends.vnnlib.v2_network.TensorDecl` for the solver interface to check); tensor
 elements ``X[i,j,...]`` (full indexing, zero based, C order, also written ``X [i, j]``), bare names
-for scalar tensors (shape ``[]``); comparisons ``<=``, ``>=``, ``<``, ``>`` (read as their closures
-``<=`` / ``>=``: an ``unsat`` proof of the closed set covers the open one), ``==`` (also ``=``);
-``and`` / ``or``; linear terms ``+``, ``-``, ``*`` by constants. ``!=`` is rejected (its closure is
-everything). As in 1.0, constraints on the input must be boxes (one input element against a
-number), output constraints are linear.
+for scalar tensors (shape ``[]``); comparisons ``<=``, ``>=``, the strict ``<``, ``>`` (kept strict, as
+in 1.0: open input bounds and strict output rows), ``==`` (also ``=``); ``and`` / ``or``; linear terms
+``+``, ``-``, ``*`` by constants; numbers as in 1.0 (:mod:`frontends.vnnlib.numbers`). ``!=`` is
+rejected: ``a != b`` is the disjunction ``a < b`` or ``a > b``, which the query can say with ``or``. As
+in 1.0, constraints on the input must be boxes (one input element against a number), output
+constraints are linear.
 
 The query is read by :mod:`frontends.vnnlib.sexpr` (with the 2.0 tokens: ``[i,j]`` indices, strings,
-``<2.0>``), its network declaration by :mod:`frontends.vnnlib.v2_network`; then it is translated token by
-token into the 1.0 form (``X[0,3]`` becomes ``X_3``, the network declaration becomes ``declare-const``
-lines) with every line kept where it was, and read by :mod:`frontends.vnnlib.v1`; error messages are
-mapped back to the 2.0 names, with the file and line of the original text.
+``<2.0>``), its network declaration by :mod:`frontends.vnnlib.v2_network` (a tensor of more than
+``limits.tensor_elements`` elements is refused there, before anything is made for it); then it is
+translated token by token into the 1.0 form (``X[0,3]`` becomes ``X_3``, the network declaration becomes
+blank lines: the 1.0 reader is told the sizes and the names used) with every line kept where it was, and
+read by :mod:`frontends.vnnlib.v1`; error messages are mapped back to the 2.0 names, with the file and line
+of the original text.
 """
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from frontends.vnnlib.files import read_spec_text
-from frontends.vnnlib.sexpr import Source, end, head, lexicon, read, strip_comments
-from frontends.vnnlib.v1 import IGNORED_COMMANDS, parse_vnnlib
+from frontends.vnnlib.numbers import is_non_finite_word, literal_value, why_not
+from frontends.vnnlib.sexpr import Source, end, head, lexicon, read, reading_deadline
+from frontends.vnnlib.v1 import IGNORED_COMMANDS, parse_declared, parse_vnnlib
 from frontends.vnnlib.v2_network import NAME, NetworkDecl, TensorDecl, parse_dims, read_network
-from verifier.ir.errors import SpecError
+from verifier.ir.deadline import Deadline
+from verifier.ir.errors import DeadlineExpired, SpecError
 from verifier.ir.spec import Spec
+from verifier.settings.inputs import LimitSettings
 
 SUPPORTED_VERSIONS = ("1.0", "2.0")
 
-_V2_MARK = re.compile(r"\(\s*(?:vnnlib-version|declare-network)(?![\w-])")
+_V2_WORDS = ("vnnlib-version", "declare-network")
+_V2_MARK = re.compile(r"\(\s*(?:vnnlib-version|declare-network)(?:[^\w-]|\Z)")  # from the '(' to one past the word
 _LEXICON = lexicon(atoms=r'\[[^\[\]()]*\]|"(?:[^"\\]|\\.)*"|<[0-9]+(?:\.[0-9]+)*>|[^\s()\[\]"]+|\S',
                    unbalanced=frozenset({"[", "]", '"'}))
-_NUMBERISH = re.compile(r"[+\-.0-9]")
 _OPERATORS = {"and": "and", "or": "or", "+": "+", "-": "-", "*": "*", "<=": "<=", ">=": ">=", "=": "=",
-              "==": "=", "<": "<=", ">": ">="}
+              "==": "=", "<": "<", ">": ">"}
 _COMMANDS_V1 = frozenset({"declare-const", "declare-fun"})
+_TICK = 1 << 8  # statements between two looks at the deadline
+_TOKEN_TICK = 1 << 13  # tokens of one statement between two looks at the deadline
 
 
 @dataclass(frozen=True)
 class Query:
-    """A parsed 2.0 query: its declarations and the equivalent 1.0 text (same line numbers)."""
+    """A parsed 2.0 query: its declarations and the equivalent 1.0 text (same line numbers), whose variables
+    ``names`` lists (1.0 name -> (is_input, flat index)); ``declared_lines`` holds the lines of the input and
+    output declarations."""
 
     version: str
     networks: tuple[NetworkDecl, ...]
     v1_text: str
     path: str
+    names: dict = field(default_factory=dict, compare=False)
+    declared_lines: tuple[int, int] = (1, 1)
 
     @property
     def network(self) -> NetworkDecl:
         return self.networks[0]
 
-    def to_spec(self, n_inputs: int | None = None, n_outputs: int | None = None) -> Spec:
+    def to_spec(self, n_inputs: int | None = None, n_outputs: int | None = None, limits: LimitSettings | None = None,
+                deadline: Deadline | None = None) -> Spec:
         net = self.network
+        limits = replace(limits or LimitSettings(), spec_bytes=0)  # the query's own size was checked
+        at = [_line_start(self.v1_text, line) for line in self.declared_lines]
+        declared = ((net.inputs[0].size, at[0]), (net.outputs[0].size, at[1]))
         try:
-            return parse_vnnlib(self.v1_text, self.path, n_inputs, n_outputs)
+            return parse_declared(Source(self.v1_text, self.path, limits, deadline), declared, self.names,
+                                  n_inputs, n_outputs)
         except SpecError as e:
             raise SpecError(_rename(e.detail, net), e.path, e.line) from None
 
 
 # ----------------------------------------------------------------------------- reading files
 def detect_version(text: str) -> str:
-    """"2.0" if the text has ``(vnnlib-version ...)`` or ``(declare-network ...)``, else "1.0"."""
-    return "2.0" if _V2_MARK.search(strip_comments(text)) else "1.0"
+    """"2.0" if the text has ``(vnnlib-version ...)`` or ``(declare-network ...)`` outside a comment, else "1.0".
+
+    The words are found with ``str.find`` and each place checked (a ``(`` before it, on a line where no ``;``
+    comes first): a big 1.0 file is scanned at memory speed, with no copy of it."""
+    for word in _V2_WORDS:
+        i = text.find(word)
+        while i >= 0:
+            if _V2_MARK.fullmatch(text, text.rfind("(", 0, i), i + len(word) + 1):
+                line_start = text.rfind("\n", 0, i) + 1
+                if ";" not in text[line_start:i]:
+                    return "2.0"
+            i = text.find(word, i + 1)
+    return "1.0"
 
 
-def load_spec(path: str | os.PathLike, n_inputs: int | None = None, n_outputs: int | None = None) -> Spec:
-    """Read a VNN-LIB 1.0 or 2.0 file (plain or gzip) into a :class:`Spec`; the version is detected."""
-    text, real_path = read_spec_text(path)
-    if detect_version(text) == "2.0":
-        return parse_vnnlib2(text, real_path, n_inputs, n_outputs)
-    return parse_vnnlib(text, real_path, n_inputs, n_outputs)
+def load_spec(path: str | os.PathLike, n_inputs: int | None = None, n_outputs: int | None = None,
+              limits: LimitSettings | None = None, deadline: Deadline | None = None) -> Spec:
+    """Read a VNN-LIB 1.0 or 2.0 file (plain or gzip) into a :class:`Spec`; the version is detected.
+
+    ``limits`` (default :class:`LimitSettings`) bound what the file may ask of the machine, each error naming
+    its limit; ``deadline`` is checked while the file is read (:class:`~verifier.ir.errors.DeadlineExpired`)."""
+    deadline = reading_deadline(deadline)
+    text, real_path = read_spec_text(path, limits, deadline)
+    version = detect_version(text)
+    if deadline is not None and deadline.expired():
+        raise DeadlineExpired(f"{real_path}: timed out while reading the spec")
+    if version == "2.0":
+        return parse_vnnlib2(text, real_path, n_inputs, n_outputs, limits, deadline)
+    return parse_vnnlib(text, real_path, n_inputs, n_outputs, limits, deadline)
 
 
-def load_query(path: str | os.PathLike) -> Query:
+def load_query(path: str | os.PathLike, limits: LimitSettings | None = None, deadline: Deadline | None = None) -> Query:
     """Read a 2.0 file into a :class:`Query` (declarations and the equivalent 1.0 text)."""
-    text, real_path = read_spec_text(path)
-    return parse_query(text, real_path)
+    text, real_path = read_spec_text(path, limits, deadline)
+    return parse_query(text, real_path, limits, deadline)
 
 
-def load_vnnlib2(path: str | os.PathLike, n_inputs: int | None = None, n_outputs: int | None = None) -> Spec:
-    return load_query(path).to_spec(n_inputs, n_outputs)
+def load_vnnlib2(path: str | os.PathLike, n_inputs: int | None = None, n_outputs: int | None = None,
+                 limits: LimitSettings | None = None, deadline: Deadline | None = None) -> Spec:
+    return load_query(path, limits, deadline).to_spec(n_inputs, n_outputs, limits, deadline)
 
 
-def parse_vnnlib2(text: str, path: str = "<string>", n_inputs: int | None = None,
-                  n_outputs: int | None = None) -> Spec:
-    return parse_query(text, path).to_spec(n_inputs, n_outputs)
+def parse_vnnlib2(text: str, path: str = "<string>", n_inputs: int | None = None, n_outputs: int | None = None,
+                  limits: LimitSettings | None = None, deadline: Deadline | None = None) -> Spec:
+    return parse_query(text, path, limits, deadline).to_spec(n_inputs, n_outputs, limits, deadline)
 
 
-def parse_query(text: str, path: str = "<string>") -> Query:
-    return _Translator(text, path).run()
+def parse_query(text: str, path: str = "<string>", limits: LimitSettings | None = None,
+                deadline: Deadline | None = None) -> Query:
+    return _Translator(Source(text, path, limits, deadline)).run()
 
 
 # ----------------------------------------------------------------------------- translation
 class _Translator:
     """Statements of the 2.0 text -> edits (start, end, replacement) that give the 1.0 text."""
 
-    def __init__(self, text: str, path: str):
-        self.src = Source(text, path)
+    def __init__(self, src: Source):
+        self.src = src
         self.text = self.src.text
         self.error = self.src.error
         self.edits: list[tuple[int, int, str]] = []
         self.vars: dict[str, tuple[TensorDecl, str]] = {}  # name -> (decl, "X" | "Y")
         self.names: set[str] = set()  # every declared name (networks and tensors)
+        self.used: dict[str, tuple[bool, int]] = {}  # 1.0 names the translation wrote -> (is_input, index)
+        self.declared_lines = [1, 1]  # lines of the input and the output declaration
+        self.indices: dict[str, tuple[int, ...]] = {}  # index token ([0,3]) -> its integers
         self.version = ""
 
     # --------------------------------------------------------------- top level
@@ -152,9 +193,12 @@ class _Translator:
                              "queries (theory SNET) are supported", net_pos[1])
         if not asserts:
             raise self.error("no assertions in the file")
-        for st in asserts:
-            self.translate(st, top=True)
-        return Query(self.version or "2.0", tuple(networks), self.apply(), self.src.path)
+        for k, st in enumerate(asserts):
+            if not k % _TICK:
+                self.src.check_time(st[0])
+            self.translate(st)
+        return Query(self.version or "2.0", tuple(networks), self.apply(), self.src.path, self.used,
+                     tuple(self.declared_lines))
 
     def read_version(self, st: list) -> None:
         items = st[2:]
@@ -171,30 +215,35 @@ class _Translator:
         self.blank(st[0], end(self.src, st))
 
     def declare_network(self, st: list) -> NetworkDecl:
-        """Read the network; its statement becomes declare-const lines at its input and output declarations."""
+        """Read the network; its statement becomes blank lines (the 1.0 reader is told the sizes)."""
         net, tensors = read_network(self.src, st, self.names)
-        pos = st[0]
         for it, decl in tensors:
             letter = "X" if decl.kind == "input" else "Y"
             self.vars[decl.name] = (decl, letter)
-            self.blank(pos, it[0])
-            it_end = end(self.src, it)
-            consts = " ".join(f"(declare-const {letter}_{i} Real)" for i in range(decl.size))
-            self.edits.append((it[0], it_end, consts + "\n" * self.text.count("\n", it[0], it_end)))
-            pos = it_end
-        self.blank(pos, end(self.src, st))
+            self.declared_lines[letter == "Y"] = self.src.line(it[0])
+        self.blank(st[0], end(self.src, st))
         return net
 
     # --------------------------------------------------------------- assertions
-    def translate(self, node: list, top: bool = False) -> None:
-        """Edits for the tokens of an assertion (``top``: the ``(assert ...)`` statement itself)."""
-        items = node[1:]
-        i = 0
-        while i < len(items):
+    def translate(self, st: list) -> None:
+        """Edits for the tokens of an ``(assert ...)`` statement (a walk with its own stack: no recursion)."""
+        stack: list = []
+        items, i = st[1:], 1  # items[0] is "assert"
+        countdown = _TOKEN_TICK
+        while True:
+            countdown -= 1
+            if countdown == 0:
+                countdown = _TOKEN_TICK
+                self.src.check_time(st[0])
+            if i >= len(items):
+                if not stack:
+                    return
+                items, i = stack.pop()
+                continue
             it = items[i]
             if isinstance(it, list):
-                self.translate(it)
-                i += 1
+                stack.append((items, i + 1))
+                items, i = it[1:], 0
                 continue
             tok, s = it
             e = s + len(tok)
@@ -202,9 +251,6 @@ class _Translator:
             bracket = nxt if isinstance(nxt, tuple) and nxt[0].startswith("[") else None
             if tok.startswith("["):
                 raise self.error(f"index {tok} does not follow a variable name", s)
-            if top and i == 0:
-                i += 1  # "assert"
-                continue
             if tok in self.vars:
                 i += self.variable(tok, s, e, bracket)
                 continue
@@ -212,14 +258,14 @@ class _Translator:
                 if _OPERATORS[tok] != tok:
                     self.edits.append((s, e, _OPERATORS[tok]))
             elif tok == "!=":
-                raise self.error("'!=' is not supported (the closure of its set is the whole space)", s)
+                raise self.error("'!=' is not supported: a != b is the disjunction of a < b and a > b; write "
+                                 "(or (< a b) (> a b))", s)
             elif tok.startswith('"'):
                 raise self.error(f"unexpected string {tok} in an assertion", s)
-            elif not _NUMBERISH.match(tok):
-                if NAME.fullmatch(tok):
+            elif literal_value(tok) is None:
+                if NAME.fullmatch(tok) and not is_non_finite_word(tok):
                     raise self.error(f"undeclared variable {tok}", s)
-                raise self.error(f"unknown symbol {tok!r}", s)
-            # numbers go through: the 1.0 reader checks them
+                raise self.error(why_not(tok), s)
             if bracket is not None:
                 raise self.error(f"index {bracket[0]} after {tok!r}, which is not a tensor variable", bracket[1])
             i += 1
@@ -228,13 +274,17 @@ class _Translator:
         """The edit for a tensor element (``X[0,3]`` -> ``X_3``); how many tokens it took (1 or 2)."""
         decl, letter = self.vars[tok]
         if bracket is not None:
-            idx = parse_dims(self.src, bracket[0], bracket[1], f"index of {tok}")
+            idx = self.indices.get(bracket[0])
+            if idx is None:
+                idx = self.indices[bracket[0]] = parse_dims(self.src, bracket[0], bracket[1], f"index of {tok}")
             stop, taken = bracket[1] + len(bracket[0]), 2
         else:
             idx, stop, taken = (), e, 1
         flat = self.flat_index(decl, idx, s)
         gap = self.text.count("\n", s, stop)
-        self.edits.append((s, stop, f"{letter}_{flat}" + "\n" * gap))
+        name = f"{letter}_{flat}"
+        self.used[name] = (letter == "X", flat)
+        self.edits.append((s, stop, name + "\n" * gap))
         return taken
 
     def flat_index(self, decl: TensorDecl, idx: tuple[int, ...], pos: int) -> int:
@@ -265,6 +315,14 @@ class _Translator:
             pos = e
         out.append(self.text[pos:])
         return "".join(out)
+
+
+def _line_start(text: str, line: int) -> int:
+    """The offset where 1-based ``line`` of ``text`` starts."""
+    pos = 0
+    for _ in range(line - 1):
+        pos = text.index("\n", pos) + 1
+    return pos
 
 
 def _rename(message: str, net: NetworkDecl) -> str:

@@ -2,7 +2,9 @@
 
 ``(declare-network NAME (declare-input X TYPE [d1,...]) (declare-output Y TYPE [d1,...]))`` as read by
 :mod:`frontends.vnnlib.sexpr`: one input, one output (theory SIO), no hidden nodes (NH), no
-``equal-to`` / ``isomorphic-to`` (SNET). Element types are ``Real`` or an ONNX type name.
+``equal-to`` / ``isomorphic-to`` (SNET). Element types are ``Real`` or an ONNX type name. A tensor of
+more than ``limits.tensor_elements`` elements (the product of its dimensions) is refused as its
+declaration is read, before anything is made for it.
 """
 from __future__ import annotations
 
@@ -17,8 +19,11 @@ ONNX_ELEMENT_TYPES = frozenset({
     "float16", "float32", "float64", "bfloat16", "float8e4m3fn", "float8e5m2", "float8e4m3fnuz",
     "float8e5m2fnuz", "float4e2m1", "int4", "int8", "int16", "int32", "int64", "uint4", "uint8", "uint16",
     "uint32", "uint64", "bool", "complex64", "complex128", "string"})
-REAL_TYPE = "real"
+REAL_SPELLINGS = frozenset({"real", "Real"})  # the standard's `real`, and `Real` as the SMT-LIB sort (symbols are
+# case-sensitive: `REAL` is no type)
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # a network or tensor name
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+_MAX_DIGITS = 18  # of a dimension or an index (a larger one is out of any range: refused before int())
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class TensorDecl:
 
     @property
     def is_real(self) -> bool:
-        return self.dtype.lower() == REAL_TYPE
+        return self.dtype in REAL_SPELLINGS
 
     def index_text(self, flat: int) -> str:
         """``X[0,3]`` for flat index 3 of a [1,5] tensor; ``X`` for a scalar."""
@@ -105,12 +110,15 @@ def _read_tensor(src: Source, it: list, kind: str, names: set[str]) -> TensorDec
     if not NAME.fullmatch(name):
         raise src.error(f"bad variable name {name!r} (letters, digits and _, starting with a letter)", npos)
     _check_new_name(src, names, name, npos)
-    if dtype.lower() != REAL_TYPE and dtype not in ONNX_ELEMENT_TYPES:
-        raise src.error(f"unknown element type {dtype!r} for {name}; use Real or an ONNX type such as "
-                        "float32", tpos)
+    if dtype not in REAL_SPELLINGS and dtype not in ONNX_ELEMENT_TYPES:
+        raise src.error(f"unknown element type {dtype!r} for {name}; use Real (or real) or an ONNX type such as "
+                        "float32 (type names are case-sensitive)", tpos)
     shape = parse_dims(src, shape_tok, spos, f"shape of {name}")
     if any(d <= 0 for d in shape):
         raise src.error(f"shape of {name} has a zero dimension", spos)
+    size, limit = math.prod(shape), src.limits.tensor_elements
+    if limit and size > limit:
+        raise src.over_limit("tensor_elements", f"{name} has {size} elements (shape {shape_tok})", spos, size)
     onnx_name = None
     for extra, epos in items[3:]:
         if extra.startswith('"') and onnx_name is None:
@@ -132,8 +140,10 @@ def parse_dims(src: Source, tok: str, pos: int, what: str) -> tuple[int, ...]:
     if not inner:
         return ()
     parts = [p.strip() for p in inner.split(",")]
-    if not all(re.fullmatch(r"[0-9]+", p) for p in parts):
+    if not all(_DIGITS.fullmatch(p) for p in parts):
         raise src.error(f"bad {what} {tok!r}: expected non-negative integers separated by commas", pos)
+    if any(len(p.lstrip("0")) > _MAX_DIGITS for p in parts):
+        raise src.error(f"bad {what} {tok!r}: an integer of more than {_MAX_DIGITS} digits", pos)
     return tuple(int(p) for p in parts)
 
 

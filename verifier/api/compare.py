@@ -25,11 +25,12 @@ import torch
 from backends.runner import run_backend
 from frontends.load import load_problem
 from verifier.bounds.objective import objective_bounds
-from verifier.bounds.spec_bounds import stacked_rows
+from verifier.bounds.spec_bounds import stacked_rows, stacked_strict
 from verifier.ir.deadline import Deadline
 from verifier.ir.problem import Problem
 from verifier.ir.result import Result, Verdict
 from verifier.methods import get_method
+from verifier.methods.trivial import decide_by_shape
 from verifier.settings import METHODS as BOUND_METHODS
 from verifier.settings import BoundSettings, VerifyOptions
 
@@ -61,7 +62,10 @@ def compare_problem(problem: Problem, methods=DEFAULT_METHODS, timeout: float = 
         deadline = Deadline(timeout)
         options = VerifyOptions(method=name, timeout=timeout, solver=solver, device=device)
         try:
-            if name in BACKEND_METHODS:
+            early = decide_by_shape(problem, name)  # no disjunct left, or one without rows: as every method does
+            if early is not None:
+                r = early
+            elif name in BACKEND_METHODS:
                 settings = {"exact": True} if (name == "milp" and exact) else {}
                 r = run_backend(name, problem, options, deadline, **settings)
             elif name in BOUND_METHODS:
@@ -84,7 +88,8 @@ def bound_method(problem: Problem, method: str) -> Result:
         xl = torch.as_tensor(np.array(lo, dtype=np.float64)).reshape(1, -1)
         xh = torch.as_tensor(np.array(hi, dtype=np.float64)).reshape(1, -1)
         C, d, groups = stacked_rows(problem.spec, idx)
-        ob = objective_bounds(graph, C, d, xl, xh, BoundSettings(method), groups=groups)
+        ob = objective_bounds(graph, C, d, xl, xh, BoundSettings(method), groups=groups,
+                              strict=stacked_strict(problem.spec, idx))
         low, ok = ob.lower[0].numpy(), ob.proven()[0].numpy()
         for j, g in zip(idx, groups):
             values[j] = float(np.max(low[g])) if g else -math.inf

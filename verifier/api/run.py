@@ -19,7 +19,7 @@ except ImportError:  # not on every platform
 
 from frontends.load import load_problem as load_files
 from verifier.ir.deadline import Deadline
-from verifier.ir.errors import UnsupportedError, VerifierError
+from verifier.ir.errors import DeadlineExpired, VerifierError
 from verifier.ir.problem import Problem
 from verifier.ir.result import Result, Verdict
 from verifier.methods import get_method
@@ -58,7 +58,7 @@ def verify_problem(problem: Problem, options: VerifyOptions, deadline: Deadline 
         return Result(Verdict.ERROR, options.method, message=f"method: {e.args[0]}")
     try:
         result = fn(problem, options, deadline)
-    except UnsupportedError as e:
+    except VerifierError as e:  # UnsupportedError; a ModelError of the reference executor while validating
         result = Result(Verdict.ERROR, options.method, message=str(e))
     result.time_s = time.monotonic() - t0
     if resource is not None:
@@ -82,6 +82,8 @@ def verify(model_path, spec_path, method: str | None = None, timeout: float | No
     t0 = time.monotonic()
     try:
         problem = load_problem(model_path, spec_path, options, deadline)
+    except DeadlineExpired as e:  # the budget ran out while the inputs were read: a verdict
+        return Result(Verdict.TIMEOUT, options.method, message=str(e), time_s=time.monotonic() - t0)
     except VerifierError as e:
         return Result(Verdict.ERROR, options.method, message=str(e), time_s=time.monotonic() - t0)
     load_s = time.monotonic() - t0

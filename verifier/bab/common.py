@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from verifier.attack.validate import validate_candidate
-from verifier.bounds.spec_bounds import stacked_rows
+from verifier.bounds.proof import refutes
+from verifier.bounds.spec_bounds import stacked_rows, stacked_strict
 from verifier.ir.problem import Problem
 from verifier.ir.result import Counterexample
 from verifier.settings import BaBSettings, BoundSettings
@@ -64,11 +65,17 @@ class RegionOutcome:
 
 
 class Rows:
-    """Row/disjunct bookkeeping of one region."""
+    """Row/disjunct bookkeeping of one region: the stacked rows ``C``, ``d`` of the disjuncts ``idx``, the rows of
+    each (``groups``), which rows are strict (``strict``, (K,) bool, or None) and the disjuncts themselves."""
 
     def __init__(self, spec, idx, dev, dt):
         C, d, groups = stacked_rows(spec, idx)
         self.C, self.d, self.groups = C.to(dev, dt), d.to(dev, dt), groups
+        strict = stacked_strict(spec, idx)
+        self.strict = None if strict is None else torch.as_tensor(strict, dtype=torch.bool, device=dev)
+        self.disjuncts = [spec.disjuncts[j] for j in idx]
+        # (G,): the disjuncts with a strict row or an open input side (the exact check may decide them)
+        self.has_strict = torch.tensor([dj.has_strict for dj in self.disjuncts], dtype=torch.bool, device=dev)
         K, G = self.C.shape[0], len(groups)
         self.member = torch.zeros(K, G, dtype=torch.bool, device=dev)
         for g, rows in enumerate(groups):
@@ -78,7 +85,8 @@ class Rows:
         self.idx = idx
 
     def group_ok(self, lb, tol, done):
-        return done | ((lb > tol).unsqueeze(-1) & self.member).any(1)  # (B, G)
+        """(B, G): the groups done, or with a row that its bound refutes (strict rows by ``lb >= tol``)."""
+        return done | (refutes(lb, tol, self.strict).unsqueeze(-1) & self.member).any(1)  # (B, G)
 
     def rows_open(self, grp_done):
         """(B, K): the rows whose group is not done (``grp_done`` (B, G))."""

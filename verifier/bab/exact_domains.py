@@ -12,7 +12,13 @@ from verifier.attack.validate import validate_candidate
 from verifier.bab.common import Outcome
 from verifier.bab.domains import Region
 from verifier.bounds.crown import backward_lower
+from verifier.bounds.proof import max_is_strict, refutes
 from verifier.ir.deadline import Deadline
+
+
+def _finite(*arrays) -> bool:
+    """Every entry of every array is finite (no NaN, no infinity)."""
+    return all(bool(np.all(np.isfinite(a))) for a in arrays)
 
 
 def solve_domain_milp(problem, region: Region, pre, grp_ok, deadline: Deadline):
@@ -27,6 +33,8 @@ def solve_domain_milp(problem, region: Region, pre, grp_ok, deadline: Deadline):
     rows, x_lo, x_hi = region.rows, region.x_lo, region.x_hi
     g64 = problem.graph64()
     pre64 = {p: (v[0].double(), v[1].double()) for p, v in pre.items()}
+    if not _finite(*[t.cpu().numpy() for b in pre64.values() for t in b]):
+        return Outcome.OPEN, None  # NaN or infinite bounds: nothing for a solver
     enc = encode_network(g64, pre64, x_lo.double().cpu().numpy(), x_hi.double().cpu().numpy(), "milp")
     solver = make_solver("highs")
     thr = max(1e-6, solver.tolerance())
@@ -42,7 +50,7 @@ def solve_domain_milp(problem, region: Region, pre, grp_ok, deadline: Deadline):
         lower = out.bound if out.bound is not None else -float("inf")
         if out.status == SolveStatus.OPTIMAL and out.bound is None and out.objective is not None:
             lower = out.objective
-        if out.status == SolveStatus.INFEASIBLE or lower > thr:
+        if out.status == SolveStatus.INFEASIBLE or refutes(lower, thr, max_is_strict(dj.strict)):
             continue
         if out.x is not None and out.objective is not None and out.objective <= 0:
             cex = validate_candidate(problem.reference, problem.spec, out.x[model.input_vars], disjuncts=[j])
@@ -59,7 +67,8 @@ def solve_linear_domain(problem, region: Region, pre, sgn, grp_ok):
     x (backward passes through stable ReLUs are exact); one LP per open disjunct,
     ``min t  s.t.  C_i y(x) - d_i <= t (its rows),  s_j z_j(x) >= 0 (the splits),  x in box``,
     in float64 with HiGHS, proves it (optimum above the tolerance, or infeasible) or gives a
-    minimiser that is validated as a counterexample. Relies on the LP solver's tolerances.
+    minimiser that is validated as a counterexample. Relies on the LP solver's tolerances. Non-finite
+    coefficients are never sent to the solver: the domain stays open.
     """
     rows, x_lo, x_hi = region.rows, region.x_lo, region.x_hi
     cpu = torch.device("cpu")  # small exact passes, then numpy: on the CPU whatever the search's device
@@ -85,6 +94,8 @@ def solve_linear_domain(problem, region: Region, pre, sgn, grp_ok):
         A_ub.append(-sign[:, None] * Az[0].numpy())
         b_ub.append(sign * bz[0].numpy())
     n = lo64.shape[1]
+    if not _finite(obj_A, obj_b, lo64.numpy(), hi64.numpy(), *A_ub, *b_ub):
+        return Outcome.OPEN, None  # NaN or infinite coefficients (non-finite weights?): never sent to linprog
     bounds = list(zip(lo64[0].numpy(), hi64[0].numpy())) + [(None, None)]
     for g, grp in enumerate(rows.groups):
         if bool(grp_ok[g]):
@@ -101,7 +112,7 @@ def solve_linear_domain(problem, region: Region, pre, sgn, grp_ok):
         if res.status != 0:
             return Outcome.OPEN, None
         scale = 1.0 + np.abs(obj_b[grp]).max() + np.abs(obj_A[grp]).sum(1).max()
-        if res.fun > 1e-6 * scale:
+        if refutes(res.fun, 1e-6 * scale, max_is_strict(rows.disjuncts[g].strict)):
             continue
         cex = validate_candidate(problem.reference, problem.spec, res.x[:n], disjuncts=[rows.idx[g]])
         if cex is not None:

@@ -12,9 +12,11 @@ Branching (``BaBSettings.input_branching``):
   far fewer boxes).
 The smear scores are capped by ``BaBSettings.input_max_aspect`` (see ``_branch_dim``).
 A box whose bound is positive but within float32's rounding allowance is bounded again in
-float64 (``_recheck_float64``) instead of being split for ever. The open boxes are kept in ``Boxes``
-(newest taken first); a search stopped by its deadline hands them over in its outcome, and a later
-search of the region can resume from them.
+float64 (``_recheck_float64``) instead of being split for ever; one kept open only because a strict row's
+(or an open input side's) bound is within rounding of zero gets the exact check (``_settle_exactly``,
+``verifier.bounds.exact``: no rounding, so a strict row whose minimum is exactly zero is refuted). The
+open boxes are kept in ``Boxes`` (newest taken first); a search stopped by its deadline hands them over
+in its outcome, and a later search of the region can resume from them.
 Every round the network is evaluated at each open box's centre and at the
 vertex that minimises each row's linear lower bound: a point meeting a disjunct
 is validated with onnxruntime and ends the search with ``sat``.
@@ -25,18 +27,23 @@ import logging
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from verifier.attack import pgd_attack
 from verifier.bab.common import Outcome, RegionOutcome, RegionTask, Rows, Stop, falsify
 from verifier.bounds.crown import backward_lower, intermediate_bounds
+from verifier.bounds.exact import settle_near_zero, supported
 from verifier.bounds.linear import LinearObjective, Steps, concretize_lower
 from verifier.bounds.objective import optimise_slopes
+from verifier.bounds.proof import within_rounding
 from verifier.ir.deadline import Deadline
 from verifier.settings.bab import BaBSettings
 from verifier.settings.options import AttackSettings
 
 log = logging.getLogger("verifier.bab")
+
+EXACT_BOXES = 8  # boxes per round that get the exact check (each up to ~0.15 s on a 2-core CPU)
 
 
 @dataclass
@@ -131,6 +138,41 @@ def _recheck_float64(problem, rows: Rows, boxes: Boxes, lb, grp_ok, alpha_iters:
     return ok
 
 
+def _settle_exactly(task: RegionTask, rows: Rows, boxes: Boxes, lb, tol, grp_ok, deadline: Deadline, stats: dict):
+    """The exact check on boxes kept open only by strict rows (or open input sides) whose float bound is within
+    rounding of zero: every open group of the box has such a row. At most ``EXACT_BOXES`` boxes per call; the
+    others (and those it does not settle) are split as usual. A box side on the region's boundary is the region's
+    own float64 side there (the search's boxes hold the region rounded to the graph's dtype), so the checked boxes
+    cover the region's real points."""
+    problem = task.problem
+    if not bool(rows.has_strict.any()) or not supported(problem.graph, max(len(g) for g in rows.groups)):
+        return grp_ok
+    near = (within_rounding(lb, tol).unsqueeze(-1) & rows.member).any(1) & rows.has_strict  # (B, G)
+    cand = ~grp_ok.all(1) & (grp_ok | near).all(1)
+    if not bool(cand.any()):
+        return grp_ok
+    ok = grp_ok.clone()
+    dt = boxes.lo.dtype
+    edge_lo = torch.tensor(task.lo, dtype=dt).double().numpy()  # the region's sides as the search holds them
+    edge_hi = torch.tensor(task.hi, dtype=dt).double().numpy()
+    for b in torch.nonzero(cand).flatten()[:EXACT_BOXES].tolist():
+        if deadline.expired():
+            break
+        lo, hi = boxes.lo[b].double().cpu().numpy(), boxes.hi[b].double().cpu().numpy()
+        lo = np.where(lo <= edge_lo, np.minimum(lo, task.lo), lo)
+        hi = np.where(hi >= edge_hi, np.maximum(hi, task.hi), hi)
+        stats["exact_checked"] = stats.get("exact_checked", 0) + 1
+        for g, grp in enumerate(rows.groups):
+            if bool(ok[b, g]):
+                continue
+            if not settle_near_zero(problem.graph, rows.disjuncts[g], lb[b, grp], tol[b, grp], lo, hi):
+                break  # the box stays open
+            ok[b, g] = True
+        if bool(ok[b].all()):
+            stats["exact_proved"] = stats.get("exact_proved", 0) + 1
+    return ok
+
+
 def _halves(lo, hi, dim):
     ar = torch.arange(lo.shape[0], device=lo.device)
     mid = (lo[ar, dim] + hi[ar, dim]) / 2
@@ -163,19 +205,23 @@ def input_split_region(task: RegionTask, deadline: Deadline, stats: dict, resume
     last_log = time.monotonic()
     first = True
     it = 0
+    round_s = stats.get("input_round_s", 0.0)  # the last round's seconds (also of an earlier search of the run):
+    # a round that would end after the run's end is not started
     while len(boxes) > 0:
-        if deadline.expired():
+        if deadline.step_would_overrun(round_s):
             stats["open_domains"] = stats.get("open_domains", 0) + len(boxes)
             return RegionOutcome(Outcome.OPEN, stopped=Stop.DEADLINE, open_domains=len(boxes),
                                  open_boxes=None if best_mode else boxes)
         per = settings.batch // (2 * graph.n_inputs) if (best_mode and not first) else settings.batch
         # newest boxes first (depth first), which keeps the number of stored boxes small
         batch = boxes.pop_newest(max(1, min(per, len(boxes))))
+        t_round = time.monotonic()
         with torch.no_grad():
             if best_mode and not first:
                 batch = _best_split(problem, rows, batch, stats)
             first = False
             ended, lb = _round(task, rows, batch, root_width, boxes, deadline, stats)
+        round_s = stats["input_round_s"] = time.monotonic() - t_round
         if ended is not None:
             return ended
         if lb is None:  # every box of the batch closed
@@ -216,6 +262,7 @@ def _round(task: RegionTask, rows: Rows, batch: Boxes, root_width, boxes: Boxes,
     if graph.dtype != torch.float64:
         grp_ok = _recheck_float64(problem, rows, Boxes(batch.lo, batch.hi, batch.done, pre), lb, grp_ok,
                                   settings.input_alpha_iters, stats)
+    grp_ok = _settle_exactly(task, rows, batch, lb, tol, grp_ok, deadline, stats)
     open_ = ~grp_ok.all(1)
     if not bool(open_.any()):
         return None, None

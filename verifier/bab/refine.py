@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from backends.box import apply_bound, box_tensors, count_unstable, node_bounds
+from backends.box import all_finite, apply_bound, box_tensors, count_unstable, node_bounds
 from backends.encoding import NetworkEncoding, encode_network
 from backends.solvers import ModelSession, SolverAdapter, SolverUnavailable, get_solver
 from verifier.bab.common import Rows
@@ -199,6 +199,9 @@ def refine_intermediate(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndar
     names = [n for n in pre_activation_nodes(graph) if n != graph.input_name]
     stats.unstable_before = count_unstable(pre, names)
     pre = dict(pre)
+    if not all_finite(pre):  # NaN or infinite bounds (non-finite weights?): nothing to encode for a solver
+        stats.stopped = "non-finite bounds"
+        return pre
     adapter = get_solver(SOLVER, threads=1)  # one thread per model: the models solve side by side
     missing = adapter.missing()
     if missing:

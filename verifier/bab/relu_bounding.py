@@ -11,6 +11,7 @@ from verifier.bab.domains import Domains, Region
 from verifier.bounds.crown import backward_lower, intermediate_bounds
 from verifier.bounds.linear import LinearObjective, SlopeMemory, Steps, concretize_lower, start_alphas
 from verifier.bounds.objective import optimise_slopes
+from verifier.bounds.proof import refutes
 from verifier.ir.deadline import Deadline
 
 
@@ -100,8 +101,9 @@ def _alpha_beta_steps(region: Region, taken: Domains, out: Domains, steps: Bound
 
 
 def all_proven(lb, tol) -> bool:
-    """Every row of the batch is proven: its alpha/beta steps can stop."""
-    return bool((lb > tol).all())
+    """Every row of the batch is proven (as a non-strict row: stopping later is always safe): its alpha/beta steps
+    can stop."""
+    return bool(refutes(lb, tol).all())
 
 
 def _optimise_open_rows(region: Region, out: Domains, row_open, steps: BoundSteps):

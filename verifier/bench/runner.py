@@ -112,12 +112,14 @@ def run_bench(cfg: BenchConfig) -> BenchRun:
 
     def record(row: dict) -> None:
         text = row.pop("_result_text", None)
+        row["result_file"] = ""
         if text is not None:
             name = result_file_name(row["onnx"], row["vnnlib"])
-            (cfg.results_dir / name).write_text(text)
-            row["result_file"] = f"results/{name}"
-        else:
-            row["result_file"] = ""
+            try:
+                (cfg.results_dir / name).write_text(text)
+                row["result_file"] = f"results/{name}"
+            except OSError as e:  # the row keeps its verdict; only the kept copy of the result file is lost
+                row["reason"] = "; ".join(x for x in (row.get("reason"), f"result file not kept: {e}") if x)
         out.append(row)
         new_rows.append(row)
         progress.update(row)

@@ -12,6 +12,8 @@ best bound per row, and the intermediate bounds returned are the elementwise tig
 """
 from __future__ import annotations
 
+import time
+
 import torch
 
 from verifier.bounds.crown import (
@@ -143,9 +145,11 @@ def optimise_all_slopes(obj: LinearObjective, lb, tol, steps: Steps, deadline=No
         out_alphas[node.name] = start_alphas(node, inter.start, B, K).requires_grad_(True)
     opt = Adam(inter.parameters() + list(out_alphas.values()), lr=lr, decay=decay)
     best_pre = dict(inter.start)
+    step_s = 0.0  # the last step's seconds: one that would end after the run's end is not started
     for _ in range(iters):
-        if deadline is not None and deadline.expired():
+        if deadline is not None and deadline.step_would_overrun(step_s):
             break
+        t_step = time.monotonic()
         with torch.enable_grad():
             b = inter.walk()
             info: dict = {}
@@ -172,6 +176,7 @@ def optimise_all_slopes(obj: LinearObjective, lb, tol, steps: Steps, deadline=No
             inter.clamp_()
             for a in out_alphas.values():
                 a.clamp_(0.0, 1.0)
+        step_s = time.monotonic() - t_step
     if inter_slopes is not None:
         for p, rows in inter.rows.items():
             inter_slopes[p] = (rows, {n: a.detach() for n, a in inter.alphas[p].items()})

@@ -12,10 +12,14 @@ size of every term whose float32 rounding could move the bound, including each
 bias met along the backward pass (``rel`` = 2e-5 for float32 and 1e-12 for
 float64). Intermediate bounds are widened outward the same way before they are
 used. A bound that only just clears zero is left unproven rather than risk an
-unsound ``unsat``.
+unsound ``unsat``. A strict row (``C_i y < d_i``, flagged in ``strict``) is proven by a lower bound
+at least the allowance (``verifier.bounds.proof.refutes``); a row whose true minimum is exactly zero
+needs the exact check (``verifier.bounds.exact``), which the callers run where a float bound is
+within rounding of zero.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -24,6 +28,7 @@ from verifier.bounds.alpha_intermediate import MAX_SLOPES, intermediate_slope_co
 from verifier.bounds.crown import Bounds, backward_lower, intermediate_bounds
 from verifier.bounds.linear import LinearObjective, SlopeMemory, Steps, concretize_lower, keep_best, start_alphas
 from verifier.bounds.optim import Adam
+from verifier.bounds.proof import refutes
 from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
 from verifier.ir.ops import ReLU
@@ -41,25 +46,30 @@ class ObjectiveBounds:
     # alpha-CROWN with intermediate slopes: each pre-activation node's CROWN rows and their optimised slopes,
     # node -> (flat rows (m,), {ReLU node -> (B, 2m, *shape)}) (lower bounds of the rows, then upper)
     inter_slopes: dict | None = field(default=None, repr=False)
+    strict: torch.Tensor | None = None  # (K,) bool: the strict rows (C_i y < d_i); None: none
 
     def proven(self) -> torch.Tensor:
-        """(B, K) bool: the row's lower bound is positive beyond rounding."""
-        return self.lower > self.tol
+        """(B, K) bool: the row's lower bound is positive beyond rounding (at least the allowance, for a strict row)."""
+        return refutes(self.lower, self.tol, self.strict)
 
 
 def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch.Tensor, x_hi: torch.Tensor,
                      settings: BoundSettings = BoundSettings(), need_upper: bool = False,
                      pre: Bounds | None = None, groups: list[list[int]] | None = None,
-                     deadline=None) -> ObjectiveBounds:
+                     deadline=None, strict=None) -> ObjectiveBounds:
     """Lower (and optionally upper) bounds of ``C y - d`` for each input box.
 
     C: (K, n_outputs); d: (K,); x_lo/x_hi: (B, n_inputs). ``groups`` lists the rows
-    of each disjunct: alpha-CROWN stops early once every group has a proven row.
+    of each disjunct: alpha-CROWN stops early once every group has a proven row. ``strict`` ((K,) bool, or
+    None) marks the strict rows; ``ObjectiveBounds.proven`` decides them by ``refutes``.
     """
     dev, dt = graph.device, graph.dtype
     C, d = C.to(dev, dt), d.to(dev, dt)
     x_lo, x_hi = x_lo.to(dev, dt), x_hi.to(dev, dt)
     B, K = x_lo.shape[0], C.shape[0]
+    if strict is not None:
+        strict = torch.as_tensor(strict, dtype=torch.bool, device=dev).reshape(K)
+        strict = strict if bool(strict.any()) else None
     with torch.no_grad():
         if pre is None:
             pre = intermediate_bounds(graph, x_lo, x_hi, "ibp" if settings.method == "ibp" else "crown")
@@ -71,7 +81,7 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
             if need_upper:
                 ub, _ = concretize_lower(-Cb, torch.zeros(B, K, dtype=dt, device=dev), ylo, yhi, -d, dt)
                 ub = -ub
-            return ObjectiveBounds(lb, tol, pre, ub)
+            return ObjectiveBounds(lb, tol, pre, ub, strict=strict)
         A0 = C.reshape(1, K, *graph.output_shape).expand(B, K, *graph.output_shape)
         info: dict = {}
         _, Ax, bias = backward_lower(graph, graph.output_name, A0, x_lo, x_hi, pre, return_linear=True, out=info)
@@ -85,8 +95,8 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
     if settings.method == "alpha-crown" and graph.nonlinear_nodes():
         alphas, inter = {}, {}
         lb, tol, pre = _alpha_optimize(LinearObjective(graph, A0, d, x_lo, x_hi, pre), lb, tol, settings, groups,
-                                       deadline, alphas, inter)
-    return ObjectiveBounds(lb, tol, pre, ub, alphas or None, inter or None)
+                                       deadline, alphas, inter, strict)
+    return ObjectiveBounds(lb, tol, pre, ub, alphas or None, inter or None, strict)
 
 
 def _all_groups_proven(proven: torch.Tensor, groups) -> bool:
@@ -96,7 +106,7 @@ def _all_groups_proven(proven: torch.Tensor, groups) -> bool:
 
 
 def _alpha_optimize(obj: LinearObjective, lb, tol, settings: BoundSettings, groups, deadline=None,
-                    best_alphas=None, inter_slopes=None):
+                    best_alphas=None, inter_slopes=None, strict=None):
     """alpha-CROWN: projected gradient ascent on the lower ReLU slopes, per row and box.
 
     Every alpha in [0, 1] gives a sound bound, so the best bound seen per row is kept:
@@ -105,7 +115,7 @@ def _alpha_optimize(obj: LinearObjective, lb, tol, settings: BoundSettings, grou
     (``alpha_intermediate.optimise_all_slopes``) and tighter intermediate bounds come back, unless
     the network is so large that their slopes would exceed ``MAX_SLOPES`` elements.
     """
-    stop = lambda b, t: _all_groups_proven(b > t, groups)  # noqa: E731
+    stop = lambda b, t: _all_groups_proven(refutes(b, t, strict), groups)  # noqa: E731
     if stop(lb, tol):
         return lb, tol, obj.pre
     steps = Steps(settings.alpha_iters, settings.alpha_lr, settings.lr_decay)
@@ -151,9 +161,11 @@ def optimise_slopes(obj: LinearObjective, lb, tol, steps: Steps, signs: dict | N
             else:
                 betas[p] = torch.zeros(B, K, *s.shape[1:], dtype=x_lo.dtype, device=x_lo.device, requires_grad=True)
     opt = Adam(list(alphas.values()) + list(betas.values()), lr=lr, decay=decay)
+    step_s = 0.0  # the last step's seconds: one that would end after the run's end is not started
     for _ in range(iters):
-        if deadline is not None and deadline.expired():
+        if deadline is not None and deadline.step_would_overrun(step_s):
             break
+        t_step = time.monotonic()
         with torch.enable_grad():
             info: dict = {}
             extra = {p: -betas[p] * sgn[p] for p in betas} if betas else None
@@ -177,4 +189,5 @@ def optimise_slopes(obj: LinearObjective, lb, tol, steps: Steps, signs: dict | N
                 a.clamp_(0.0, 1.0)
             for b in betas.values():
                 b.clamp_(min=0.0)
+        step_s = time.monotonic() - t_step
     return lb, tol, Ax

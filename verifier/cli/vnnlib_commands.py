@@ -6,14 +6,16 @@ import sys
 
 import onnx
 
+from frontends.load import check_model_on_spec, load_model
 from frontends.onnx.files import read_model_bytes
-from frontends.onnx.loader import SUPPORTED, graph_from_bytes
-from frontends.onnx.reference import OnnxReference
+from frontends.onnx.loader import SUPPORTED
 from frontends.vnnlib.files import read_spec_text
 from frontends.vnnlib.v1 import parse_vnnlib
 from frontends.vnnlib.v2 import detect_version, parse_query
 from verifier.api import verify_problem
-from verifier.ir.errors import VerifierError
+from verifier.cli.guard import END_RESERVE_S
+from verifier.ir.deadline import Deadline
+from verifier.ir.errors import DeadlineExpired, VerifierError
 from verifier.ir.problem import Problem
 from verifier.ir.result import Verdict
 from verifier.settings import VerifyOptions
@@ -118,11 +120,14 @@ def _assignment_lines(decl_shapes: list[tuple[str, str, tuple]], values: list) -
 
 
 def cmd_verify(args) -> int:
+    timeout = float(args.timeout) if args.timeout is not None else 86400.0
+    since_start = getattr(args, "since_process_start", False)
+    deadline = Deadline.since_process_start(max(0.0, timeout - END_RESERVE_S)) if since_start else Deadline(timeout)
     try:
         nets = _network_args(args.network)
-        text, spec_path = read_spec_text(args.query)
+        text, spec_path = read_spec_text(args.query, deadline=deadline)  # the default limits (no --set here)
         version = detect_version(text)
-        query = parse_query(text, spec_path) if version == "2.0" else None
+        query = parse_query(text, spec_path, deadline=deadline) if version == "2.0" else None
         if query is not None:
             name = query.network.name
             extra = sorted(set(nets) - {name})
@@ -144,22 +149,28 @@ def cmd_verify(args) -> int:
         data = read_model_bytes(model_path)  # read once: the type checks, the graph and the reference
         if query is not None:
             _check_types(query, data, args.treat_floats_as_real)
-        graph = graph_from_bytes(data, str(model_path))
+        model = load_model(data, str(model_path))  # the static load-time check, then the graph
+        graph = model.graph
         if query is not None:
             _check_shapes(query, data)
-            spec = query.to_spec(graph.n_inputs, graph.n_outputs)
+            spec = query.to_spec(graph.n_inputs, graph.n_outputs, deadline=deadline)
         else:
-            spec = parse_vnnlib(text, spec_path, graph.n_inputs, graph.n_outputs)
+            spec = parse_vnnlib(text, spec_path, graph.n_inputs, graph.n_outputs, deadline=deadline)
+        check_model_on_spec(model, spec)  # the graph's forward pass against onnxruntime on points of the spec
+    except DeadlineExpired as e:  # the time limit passed while the query was read: a verdict, not an error
+        print(f"timed out: {e}", file=sys.stderr)
+        sys.stdout.write("timed-out\n")
+        sys.stdout.flush()
+        return 0
     except (UsageError, VerifierError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # an ONNX file onnx cannot read, and the like
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    timeout = float(args.timeout) if args.timeout is not None else 86400.0
     options = VerifyOptions(method=args.method, timeout=timeout, verbose=args.verbose)
-    problem = Problem(graph, spec, str(model_path), str(spec_path), reference=OnnxReference(data))
-    result = verify_problem(problem, options)
+    problem = Problem(graph, spec, str(model_path), str(spec_path), reference=model.reference)
+    result = verify_problem(problem, options, deadline)
     print(result.summary(), file=sys.stderr)
     if result.verdict is Verdict.ERROR:
         print(f"error: {result.message or 'verification failed'}", file=sys.stderr)

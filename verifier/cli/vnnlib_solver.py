@@ -17,6 +17,10 @@ safety margin, not bit-exact for floating point; counterexamples are validated w
 A query that declares an ONNX element type such as ``float32`` is rejected, as the standard asks,
 unless ``--treat-floats-as-real`` gives consent to real-arithmetic analysis. VNN-LIB 1.0 files
 are accepted too (one ``--network`` of any name).
+
+As ``verify``, it runs inside ``guard.clean_stdout()`` (what solver libraries print from C goes to
+stderr), an unexpected exception is an error (one line on stderr naming it and where, the traceback
+with ``-v``; exit 1), and a run as a program ends with ``os._exit`` once its output is flushed.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ import importlib
 import logging
 import sys
 from importlib.metadata import version
+
+from verifier.cli.guard import clean_stdout, error_message, fast_exit
 
 SOLVER_NAME = "nnverify (VNN-LIB 2.0 solver interface)"
 
@@ -68,9 +74,19 @@ _CAPABILITIES = ["onnx-opset-versions", "onnx-element-types", "onnx-operators", 
 
 
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    with clean_stdout():
+        code = _main(argv, as_program)
+    if as_program:
+        fast_exit(code)
+    return code
+
+
+def _main(argv: list[str], as_program: bool = False) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.since_process_start = as_program  # the time limit counts from the process start when run as a program
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
                         format="[%(name)s] %(message)s", force=True)
     if args.name:
@@ -80,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         print(_version())
         return 0
     if args.command == "verify":
-        return importlib.import_module("verifier.cli.vnnlib_commands").cmd_verify(args)
+        try:
+            return importlib.import_module("verifier.cli.vnnlib_commands").cmd_verify(args)
+        except Exception as e:  # last resort: a bug is an error too (nothing on stdout, exit 1)
+            print(f"error: {error_message(e, bool(args.verbose))}", file=sys.stderr)
+            return 1
     if args.command == "supports":
         return importlib.import_module("verifier.cli.vnnlib_commands").cmd_supports(args)
     parser.print_help(sys.stderr)

@@ -3,6 +3,12 @@
 Phases carve their own shares out of it with :meth:`Deadline.sub` (at most so many seconds) and
 :meth:`Deadline.share` (a fraction of what is left); a carved deadline never ends after its parent.
 The command line starts its deadline when the process started (imports and loading count).
+
+Each carved deadline remembers the end of the outermost one (``final_end``, the run's own). A loop
+whose steps are long (an alpha-CROWN step on a big net, a batch of boxes) asks
+:meth:`Deadline.step_would_overrun` with the length of its last step: a step that would end after
+the run's end is not started, so the run answers at its budget, not one step after it (a phase's own
+share may still be overrun by a step: only the whole run's end is kept to).
 """
 from __future__ import annotations
 
@@ -27,10 +33,12 @@ def process_start() -> float:
 class Deadline:
     """Wall-clock budget shared by the phases of one run."""
 
-    def __init__(self, seconds: float, start: float | None = None, end: float | None = None):
+    def __init__(self, seconds: float, start: float | None = None, end: float | None = None,
+                 final_end: float | None = None):
         self.start = time.monotonic() if start is None else start
         self.total = max(0.0, seconds)  # the seconds this budget was made with
         self.end = self.start + self.total if end is None else min(end, self.start + self.total)
+        self.final_end = self.end if final_end is None else final_end  # the end of the outermost budget
 
     @classmethod
     def since_process_start(cls, seconds: float) -> "Deadline":
@@ -46,10 +54,15 @@ class Deadline:
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 
+    def step_would_overrun(self, step_s: float) -> bool:
+        """True when this budget has expired, or when a step of ``step_s`` seconds started now would end after
+        the whole run's end (``final_end``): the loop should stop before it."""
+        return self.expired() or time.monotonic() + step_s > self.final_end
+
     def sub(self, seconds: float) -> "Deadline":
         """A budget of at most ``seconds`` from now, ending no later than this one."""
-        return Deadline(seconds, end=self.end)
+        return Deadline(seconds, end=self.end, final_end=self.final_end)
 
     def share(self, fraction: float) -> "Deadline":
         """``fraction`` of the time left (ending no later than this one)."""
-        return Deadline(max(0.0, self.left() * fraction), end=self.end)
+        return Deadline(max(0.0, self.left() * fraction), end=self.end, final_end=self.final_end)

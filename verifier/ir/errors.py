@@ -34,5 +34,10 @@ class ModelError(VerifierError):
         super().__init__(where + message)
 
 
+class DeadlineExpired(VerifierError):
+    """The run's deadline passed while its inputs were being read: the answer is the verdict ``timeout`` (not
+    ``error``: the input may be fine, the budget was too small)."""
+
+
 class UnsupportedError(VerifierError):
     """A method that cannot handle this graph (for example CROWN on Sigmoid)."""

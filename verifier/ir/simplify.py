@@ -7,7 +7,7 @@ graph output) are folded; the folded node keeps the later node's name.
 """
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 from verifier.ir.graph import Graph, Node
 from verifier.ir.ops import Linear, Scale
@@ -20,7 +20,10 @@ def _fold_pair(first: Node, second: Node) -> Node | None:
         if shift.dim() > 1 and any(s != 1 for s in shift.shape[:-1]):
             return None  # bias varies along other axes than the last: keep it separate
         bias = shift.reshape(-1) if a.bias is None else a.bias + shift
-        if torch.broadcast_shapes(bias.shape, second.shape) != tuple(second.shape):
+        try:  # numpy's, not torch's: torch.broadcast_shapes imports sympy and torch.fx (~0.9 s of start-up)
+            if np.broadcast_shapes(tuple(bias.shape), tuple(second.shape)) != tuple(second.shape):
+                return None
+        except ValueError:
             return None
         return Node(second.name, Linear(a.weight, bias), first.inputs, second.shape, second.onnx_node)
     if isinstance(a, Scale) and isinstance(b, Scale):

@@ -38,7 +38,7 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, name: 
     if other:
         return _non_relu(problem, options, deadline, name, other)
     t = time.monotonic()
-    proven, best = bound_spec(problem, replace(options.bounds, method="crown"), deadline)
+    proven, best = bound_spec(problem, replace(options.bounds, method="crown"), deadline, stats)
     timings["crown"] = time.monotonic() - t
     crown_bound = stats["crown_bound"] = min(best) if best else None
     if all(proven):

@@ -33,14 +33,14 @@ def _bound_method(name: str):
         settings = replace(options.bounds, method=name)
         timings: dict[str, float] = {}
         t = time.monotonic()
-        proven, best = bound_spec(problem, settings, deadline)
+        stats: dict = {"disjuncts": len(problem.spec.disjuncts)}
+        proven, best = bound_spec(problem, settings, deadline, stats)
         timings["bounds"] = time.monotonic() - t
         bound = min(best) if best else None
         if all(proven):
-            return Result(Verdict.UNSAT, name, bound=bound, timings=timings,
-                          stats={"disjuncts": len(proven)})
+            return Result(Verdict.UNSAT, name, bound=bound, timings=timings, stats=stats)
         log.info("%s proves %d of %d disjuncts; trying the attack", name, sum(proven), len(proven))
-        stats: dict = {"disjuncts": len(proven), "proven_disjuncts": sum(proven)}
+        stats["proven_disjuncts"] = sum(proven)
         t = time.monotonic()
         budget = deadline.sub(max(5.0, 0.25 * deadline.total))
         cex = pgd_attack(problem.graph, problem.spec, options.attack, budget, problem.reference, stats=stats)

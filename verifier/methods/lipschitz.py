@@ -1,4 +1,6 @@
-"""The method ``lipschitz``: the Lipschitz fast path on its own (``unsat`` or ``unknown``, never ``sat``)."""
+"""The method ``lipschitz``: the Lipschitz fast path on its own (``unsat`` or ``unknown``; it never searches for a
+counterexample: ``sat`` only for a disjunct without output rows, which every method answers at once with a validated
+point, ``verifier.methods.trivial``)."""
 from __future__ import annotations
 
 import time

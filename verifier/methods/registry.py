@@ -3,18 +3,28 @@
 A method is a callable ``fn(problem, options, deadline) -> Result``. The modules of this package register
 theirs when ``verifier.methods`` is imported: ``attack``, ``ibp``, ``crown``, ``alpha-crown``
 (``bound_methods``), ``milp``, ``lp``, ``dual`` (``solvers``), ``bab``, ``auto`` (``bab``) and
-``lipschitz`` (``lipschitz``).
+``lipschitz`` (``lipschitz``). Each registered method first lets ``trivial.decide_by_shape`` answer the specs that the
+shape of their disjuncts decides (no disjunct left: ``unsat``; a disjunct without output rows: ``sat`` with a
+validated point), so no method meets a spec without rows.
 """
 from __future__ import annotations
 
 from typing import Callable
+
+from verifier.methods.trivial import decide_by_shape
 
 _METHODS: dict[str, Callable] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 
 
 def register_method(name: str, fn: Callable, description: str = "") -> None:
-    _METHODS[name] = fn
+    def method(problem, options, deadline):
+        early = decide_by_shape(problem, name)
+        return early if early is not None else fn(problem, options, deadline)
+
+    method.__name__ = getattr(fn, "__name__", name)
+    method.__wrapped__ = fn
+    _METHODS[name] = method
     _DESCRIPTIONS[name] = description
 
 

@@ -13,6 +13,7 @@ def _make(name: str):
     return method
 
 
-register_method("milp", _make("milp"), "complete MILP (big-M; --solver highs|gurobi|cbc)")
-register_method("lp", _make("lp"), "triangle LP relaxation (incomplete)")
-register_method("dual", _make("dual"), "Wong-Kolter dual network bound (incomplete, one backward pass)")
+register_method("milp", _make("milp"), "complete MILP (big-M; --solver highs|gurobi|cbc): sat / unsat")
+register_method("lp", _make("lp"), "triangle LP relaxation (incomplete): unsat, or sat where the LP optimum's input "
+                                   "validates as a counterexample")
+register_method("dual", _make("dual"), "Wong-Kolter dual network bound (incomplete, one backward pass): unsat only")

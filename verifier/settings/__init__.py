@@ -8,4 +8,5 @@ from verifier.settings.bounds import METHODS, BoundSettings
 from verifier.settings.inputs import LimitSettings, ModelCheckSettings
 from verifier.settings.options import AttackSettings, VerifyOptions
 
-__all__ = ["AttackSettings", "BaBSettings", "BoundSettings", "LimitSettings", "ModelCheckSettings", "METHODS", "VerifyOptions"]
+__all__ = ["AttackSettings", "BaBSettings", "BoundSettings", "LimitSettings", "METHODS", "ModelCheckSettings",
+           "VerifyOptions"]

@@ -16,7 +16,9 @@ that masks the ReLUs that interval bounds show inactive there.
 The same argument covers slightly more general specs soundly (several boxes, rows
 ``a (y_t - y_j) <= d`` with ``a > 0``, disjuncts with several rows: one certified row
 suffices); anything else returns None. The answer is ``unsat`` or nothing: this method
-never claims ``sat``.
+never claims ``sat``. A strict row (``a (y_t - y_j) < a delta``) is certified by a slack of at least zero,
+a non-strict one by a positive slack (``verifier.bounds.proof.refutes``; the slack already has the safety
+margin taken off).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import time
 
 import numpy as np
 
+from verifier.bounds.proof import refutes
 from verifier.certificates.lipschitz.analysis import product_bound
 from verifier.certificates.lipschitz.evaluate import gradient_norms, logits64
 from verifier.certificates.lipschitz.local import local_lipschitz
@@ -86,12 +89,13 @@ def box_center_radius(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float
 
 
 def _disjunct_certified(rows, z: np.ndarray, P: np.ndarray, r: float) -> tuple[bool, float]:
-    """Is one of the disjunct's pair rows provably violated everywhere? Also the best lower bound of ``C y - d``."""
+    """Is one of the disjunct's pair rows ``(t, j, delta, a, strict)`` provably violated everywhere? Also the best
+    lower bound of ``C y - d``."""
     best = -math.inf
-    for t, j, delta, a in rows:
+    for t, j, delta, a, strict in rows:
         slack = a * (z[t] - z[j] - delta - P[t, j] * r - safety_margin(z[t], z[j]))
         best = max(best, slack)
-        if slack > 0:
+        if refutes(slack, 0.0, strict):
             return True, best
     return False, best
 
@@ -108,7 +112,9 @@ def lipschitz_fast_path(graph: Graph, spec: Spec, local: str | None = "ibp",
         return None
     rows_of = []
     for dj in spec.disjuncts:
-        rows = [pr for pr in (pair_row(dj.C[k], dj.d[k]) for k in range(dj.C.shape[0])) if pr is not None]
+        strict = dj.strict_rows()
+        rows = [(*pr, bool(strict[k])) for k, pr in ((k, pair_row(dj.C[k], dj.d[k])) for k in range(dj.C.shape[0]))
+                if pr is not None]
         if not rows:
             return None
         rows_of.append(rows)
@@ -122,7 +128,7 @@ def lipschitz_fast_path(graph: Graph, spec: Spec, local: str | None = "ibp",
             z = logits64(graph, c)[0]
             G = gradient_norms(graph, c[None, :])["pair"][0]
             for i in idx:
-                if not any(a * (z[t] - z[j] - delta) > a * G[t, j] * r for t, j, delta, a in rows_of[i]):
+                if not any(a * (z[t] - z[j] - delta) >= a * G[t, j] * r for t, j, delta, a, _ in rows_of[i]):
                     return None
     except (UnsupportedError, NotImplementedError):
         return None
