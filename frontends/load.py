@@ -39,13 +39,14 @@ class LoadedModel:
 
 
 def load_model(data: bytes, source: str, device="cpu", dtype=torch.float32,
-               model_check: ModelCheckSettings | None = None) -> LoadedModel:
+               model_check: ModelCheckSettings | None = None, limits: LimitSettings | None = None) -> LoadedModel:
     """Parse ``data``, check it statically (onnx.checker where ``model_check.enabled``; finite weights and an
     onnxruntime session always: the session is the judge of counterexamples) and build the layer graph."""
     model_check = model_check or ModelCheckSettings()
     proto = parse_model(data, source)
     reference = open_checked(proto, data, source, full=model_check.enabled)
-    graph = graph_from_onnx(proto, source, dtype=dtype, device=device)
+    limits = limits or LimitSettings()
+    graph = graph_from_onnx(proto, source, dtype=dtype, device=device, max_input_elements=limits.tensor_elements)
     return LoadedModel(proto, graph, reference)
 
 
@@ -60,7 +61,7 @@ def load_problem(model_path: str | os.PathLike, spec_path: str | os.PathLike, de
                  model_check: ModelCheckSettings | None = None, deadline: Deadline | None = None) -> Problem:
     limits = limits or LimitSettings()
     model_check = model_check or ModelCheckSettings()
-    model = load_model(read_model_bytes(model_path), str(model_path), device, dtype, model_check)
+    model = load_model(read_model_bytes(model_path), str(model_path), device, dtype, model_check, limits)
     graph = model.graph
     spec = load_spec(spec_path, n_inputs=graph.n_inputs, n_outputs=graph.n_outputs, limits=limits,
                      deadline=deadline)  # VNN-LIB 1.0 or 2.0

@@ -476,7 +476,9 @@ def m_unknown_name(rng, text, info):
     if not cands:
         return None
     t = rng.choice(cands)
-    new = rng.choice(["Q[0]", "Z[0,0]", "x[0]"] if info.v2 else ["Z_0", "x_0", "X_", "X__1", "X_0_0", "Xs_1", "foo"])
+    leading_zero = re.sub(r"_(\d+)$", r"_0\1", t.text)  # X_03 is not X_3
+    new = rng.choice(["Q[0]", "Z[0,0]", "x[0]"] if info.v2 else
+                     ["Z_0", "x_0", "X_", "X__1", "X_0_0", "Xs_1", "foo", leading_zero, t.text + ".0", "X_+1"])
     return splice(text, t.start, t.end, new), "error", f"variable {t.text!r} -> {new!r} at byte {t.start}"
 
 
@@ -839,7 +841,16 @@ def m_equivalent(rng, text, info):
     asserts = _asserts(tree)
     comps = _comparisons(tree)
     how = rng.choice(["flip", "shuffle", "duplicate", "wrap_and", "output_linear", "scale", "loose_bound",
-                      "comments"])
+                      "comments", "chain", "neg_literal"])
+    if how == "chain" and comps:  # SMT-LIB comparisons chain: (<= a b b) is a <= b and b <= b
+        c = rng.choice([c for c in comps if c.head() != "="] or comps)
+        b_text = text[c.items[2].start:c.items[2].end]
+        return splice(text, c.items[2].end, c.items[2].end, " " + b_text), "same", \
+            f"{text[c.start:c.end][:60]} chained with its last operand"
+    negs = [t for t in tokens(text) if t.kind == "atom" and NUMBER.match(t.text) and t.text.startswith("-")]
+    if how == "neg_literal" and negs:
+        t = rng.choice(negs)
+        return splice(text, t.start, t.end, f"(- {t.text[1:]})"), "same", f"{t.text} -> (- {t.text[1:]})"
     if how == "flip" and comps:
         c = rng.choice(comps)
         op = {"<=": ">=", ">=": "<=", "<": ">", ">": "<", "=": "="}[c.head()]
@@ -1023,6 +1034,7 @@ SPEC_MUTATIONS = {
 # kinds whose fault has a place in the file: an error must name file:LINE (or "line N")
 SPEC_NEEDS_LINE = {"bad_number", "unknown_name", "out_of_range", "unknown_op", "wrong_type", "non_utf8", "case_change"}
 HEAVY_KINDS = {"spec:huge_file", "spec:many_disjuncts"}
+HEAVY_TIMEOUT = 10.0  # heavy cases run at least this long: reading them must not be all that the budget allows
 
 
 # =========================================================================== ONNX
@@ -1659,15 +1671,17 @@ def iter_cases(n: int, seed: int, workdir: str | os.PathLike, timeout: float = 3
     for i, kind in enumerate(schedule(n, kinds, heavy_weight=heavy_weight)):
         where, name = kind.split(":", 1)
         case_id = f"c{seed}_{i:05d}"
+        case_timeout = max(timeout, HEAVY_TIMEOUT) if kind in HEAVY_KINDS else timeout
         for attempt in range(40):
             case_seed = (seed * 1_000_003 + i) * 16 + attempt
             pick = random.Random(f"pick:{case_seed}")
             if name == "wrong_pair":
-                case = make_wrong_pair_case(case_seed, pick.choice(specs), specs + models, workdir, case_id, timeout)
+                case = make_wrong_pair_case(case_seed, pick.choice(specs), specs + models, workdir, case_id,
+                                            case_timeout)
             elif where == "spec":
-                case = make_spec_case(name, case_seed, pick.choice(specs), workdir, case_id, timeout)
+                case = make_spec_case(name, case_seed, pick.choice(specs), workdir, case_id, case_timeout)
             else:
-                case = make_model_case(name, case_seed, pick.choice(models), workdir, case_id, timeout)
+                case = make_model_case(name, case_seed, pick.choice(models), workdir, case_id, case_timeout)
             if case is not None:
                 yield case
                 break

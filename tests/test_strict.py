@@ -54,6 +54,13 @@ def relu_net():
     return _model([helper.make_node("Relu", ["X"], ["Y"])], {}, 1, 1)
 
 
+def gemm_relu_net():
+    """Y = Relu(Gemm(X, [[1.0]], [0.0])): the pre-activation's upper bound 0 is widened for rounding, so the
+    float bound of Y's maximum on X in [-1, 0] is about 1e-6, not 0."""
+    return _model([helper.make_node("Gemm", ["X", "W", "B"], ["H"]), helper.make_node("Relu", ["H"], ["Y"])],
+                  {"W": [[1.0]], "B": [0.0]}, 1, 1)
+
+
 def identity_net():
     """Y = X by a MatMul with [[1.0]]."""
     return _model([helper.make_node("MatMul", ["X", "W"], ["Y"])], {"W": [[1.0]]}, 1, 1)
@@ -139,7 +146,9 @@ def test_refutes_strict_rows_at_zero_and_never_on_nan():
     assert refutes(0.0, 0.0, True) and not refutes(0.0, 0.0, False) and not refutes(float("nan"), 0.0, True)
     assert not refutes(1.0, float("nan"), True)
     assert not refutes(0.0, 1e-5, True)  # within the allowance: not a float proof
-    assert within_rounding(torch.tensor([-1e-6, -1e-4]), torch.tensor([1e-5, 1e-5])).tolist() == [True, False]
+    # rows tried exactly: within the allowance plus NEAR_ZERO (1e-4) of zero
+    assert within_rounding(torch.tensor([-1e-6, -1e-4, -1e-3]), torch.tensor([1e-5, 1e-5, 1e-5])).tolist() == \
+        [True, True, False]
     assert max_is_strict(np.array([True, True])) and not max_is_strict(np.array([True, False]))
     assert not max_is_strict(None) and not max_is_strict(np.zeros(0, bool))
 
@@ -367,6 +376,8 @@ _BOX2 = "(assert (>= X_0 -1.0))\n(assert (<= X_0 1.0))\n(assert (>= X_1 -1.0))\n
 FILES = {  # name: (net, the strict spec, its non-strict twin)
     "relu": (relu_net, _H1 + "(assert (>= X_0 -1.0))\n(assert (<= X_0 0.0))\n(assert (> Y_0 0.0))\n",
              _H1 + "(assert (>= X_0 -1.0))\n(assert (<= X_0 0.0))\n(assert (>= Y_0 0.0))\n"),
+    "gemm-relu": (gemm_relu_net, _H1 + "(assert (>= X_0 -1.0))\n(assert (<= X_0 0.0))\n(assert (> Y_0 0.0))\n",
+                  _H1 + "(assert (>= X_0 -1.0))\n(assert (<= X_0 0.0))\n(assert (>= Y_0 0.0))\n"),
     "identity": (identity_net, _H1 + "(assert (>= X_0 1.0))\n(assert (<= X_0 2.0))\n(assert (< Y_0 1.0))\n",
                  _H1 + "(assert (>= X_0 1.0))\n(assert (<= X_0 2.0))\n(assert (<= Y_0 1.0))\n"),
     # no point has X_0 > 1 and X_0 <= 1: the reader drops the disjunct and the spec has none

@@ -52,12 +52,18 @@ def graph_from_bytes(data: bytes, source: str = "<model>", dtype=torch.float32, 
     return graph_from_onnx(parse_model(data, source), source, dtype=dtype, device=device)
 
 
-def graph_from_onnx(model, source: str = "<model>", dtype=torch.float32, device="cpu") -> Graph:
+def graph_from_onnx(model, source: str = "<model>", dtype=torch.float32, device="cpu",
+                    max_input_elements: int = 0) -> Graph:
     """The layer graph of an ONNX ModelProto: each node folded (all inputs constant) or made by its handler."""
     g = model.graph
     consts = _initializers(g, source)
     inp = _network_input(g, consts, source)
     in_shape = _input_shape(inp, source)
+    n_elements = int(np.prod(in_shape, dtype=np.float64))
+    if max_input_elements and n_elements > max_input_elements:
+        raise ModelError(f"input '{inp.name}' has {n_elements:.3g} elements (shape {list(in_shape)}), more than "
+                         f"limits.tensor_elements = {max_input_elements}; raise it with --set "
+                         f"limits.tensor_elements=N (0: no limit)", source)
     ctx = LoadContext(source, dtype, consts, {inp.name: in_shape})
     for proto in g.node:
         try:

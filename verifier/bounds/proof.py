@@ -42,11 +42,17 @@ def refutes(lb, tol, strict=None):
     return bool(lb > tol or (bool(strict) and lb >= tol))
 
 
+# absolute slack of "within rounding of zero": the allowances of the intermediate layers (an unstable-looking
+# ReLU whose pre-activation bound is 0 widened to +1e-6) move a bound that is 0 in exact arithmetic below -tol
+NEAR_ZERO = 1e-4
+
+
 def within_rounding(lb, tol):
-    """The rows whose lower bound is at least ``-tol``: undecided by rounding only (or already refuted)."""
+    """The rows whose lower bound is at least ``-tol - NEAR_ZERO``: possibly undecided by rounding only (or
+    already refuted). Only picks the rows an exact computation is tried on; it proves nothing."""
     if torch.is_tensor(lb):
-        return (lb + tol) >= 0
-    return np.greater_equal(np.asarray(lb) + np.asarray(tol), 0)
+        return (lb + tol + NEAR_ZERO) >= 0
+    return np.greater_equal(np.asarray(lb) + np.asarray(tol) + NEAR_ZERO, 0)
 
 
 def max_is_strict(strict) -> bool:
