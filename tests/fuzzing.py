@@ -1941,7 +1941,7 @@ def judge(run: Run, mem_cap_mb: float = 3000) -> list:
         f.append(("traceback", traceback_cause(run)))
     mem_hit = next((w for w in MEMORY_WORDS if w in run.stderr), None)
     if mem_hit or (mem_cap_mb and run.rss_extra_mb > mem_cap_mb):
-        f.append(("memory", f"{mem_hit or 'peak RSS'}: +{run.rss_extra_mb:.0f} MB over the parent"))
+        f.append(("memory", f"a failed allocation ({mem_hit})" if mem_hit else "peak RSS over the cap"))
     if run.hung or run.signal:
         return f
     if first not in VERDICTS:
@@ -1990,7 +1990,11 @@ def _norm(line: str) -> str:
     line = re.sub(r"\btime=\S+", "time=T", line)
     line = re.sub(r"(?<![\w.])-?\d+(\.\d+)?(e[-+]?\d+)?(?!\w)", "N", line)
     line = re.sub(r"(?<=[A-Za-z]_)\d+\b", "N", line)
-    return line.strip()[:160]
+    at = re.search(r"\(at [^;()]+;", line)  # the guard's "(at file:line; rerun with -v ...)" is kept
+    line = line.strip()
+    if at and len(line) > 160:
+        return line[:130] + " ... " + at.group(0)[:-1] + ")"
+    return line[:160]
 
 
 PROJECT_FRAME = re.compile(r'File "([^"]*?/(?:verifier|frontends|backends|tests)/[^"]+)", line (\d+), in (\S+)')
@@ -2013,7 +2017,12 @@ def traceback_cause(run: Run) -> str:
     return f"{_norm(exc)}{where}"
 
 
-def area_of(kind: str, cause: str) -> str:
+def area_of(kind: str, cause: str, stderr: str = "") -> str:
+    """Where a failure lives: the innermost project frame of a traceback, or the ``(at file:line`` of the guard's
+    one-line message, or else the mutated file's front end."""
+    frames = PROJECT_FRAME.findall(stderr)
+    at = re.search(r"\(at ((?:verifier|frontends|backends)/[\w/]+\.py):\d+", stderr)
+    cause = " ".join(filter(None, [frames[-1][0] if frames else "", at.group(1) if at else "", cause]))
     for key, area in (("frontends/onnx", "ONNX loader"), ("frontends/vnnlib", "VNN-LIB reader"),
                       ("frontends/load", "front-end loading"), ("verifier/bounds", "bounds"),
                       ("verifier/methods", "methods"), ("verifier/bab", "branch and bound"),
@@ -2189,7 +2198,7 @@ def describe(runs: list[Run], limit: int = 60) -> str:
     lines = []
     for (cls, cause), rs in list(failure_groups(runs).items())[:limit]:
         kinds = sorted({r.case.kind for r in rs})
-        lines.append(f"[{cls}] x{len(rs)} {cause}  | area: {area_of(rs[0].case.kind, cause)} | kinds: "
+        lines.append(f"[{cls}] x{len(rs)} {cause}  | area: {area_of(rs[0].case.kind, cause, rs[0].stderr)} | kinds: "
                      f"{', '.join(kinds[:6])}{' ...' if len(kinds) > 6 else ''}")
         r = rs[0]
         lines.append(f"    e.g. {r.case.note[:130]} -> {r.first_line or '(no stdout)'} rc={r.rc} "
