@@ -1661,7 +1661,7 @@ def make_model_case(kind: str, seed: int, pair: Pair, workdir: Path, case_id: st
 
 def iter_cases(n: int, seed: int, workdir: str | os.PathLike, timeout: float = 3.0, kinds: list[str] | None = None,
                bench: Path = BENCH, heavy_weight: int = 1, per_benchmark: int = 6,
-               max_model_bytes: int = 3_000_000):
+               max_model_bytes: int = 3_000_000, heavy_timeout: float = HEAVY_TIMEOUT):
     """``n`` deterministic cases (same ``seed``, same files) over ``kinds`` (all by default), written to
     ``workdir`` one by one as they are asked for."""
     workdir = Path(workdir)
@@ -1671,7 +1671,7 @@ def iter_cases(n: int, seed: int, workdir: str | os.PathLike, timeout: float = 3
     for i, kind in enumerate(schedule(n, kinds, heavy_weight=heavy_weight)):
         where, name = kind.split(":", 1)
         case_id = f"c{seed}_{i:05d}"
-        case_timeout = max(timeout, HEAVY_TIMEOUT) if kind in HEAVY_KINDS else timeout
+        case_timeout = max(timeout, heavy_timeout) if kind in HEAVY_KINDS else timeout
         for attempt in range(40):
             case_seed = (seed * 1_000_003 + i) * 16 + attempt
             pick = random.Random(f"pick:{case_seed}")
