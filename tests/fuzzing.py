@@ -453,11 +453,16 @@ def m_add_paren(rng, text, info):
     return splice(text, t.start, t.start, p), "error", f"added {p!r} at byte {t.start}"
 
 
-def m_bad_number(rng, text, info):
+def _number_tokens(text) -> list:
+    """The number literals that are operands of a comparison in ``text`` (empty when it does not parse)."""
     tree = parse_tree(text)
     if tree is None:
-        return None
-    cands = [a for c in _comparisons(tree) for a in c.items[1:] if isinstance(a, Tok) and NUMBER.match(a.text)]
+        return []
+    return [a for c in _comparisons(tree) for a in c.items[1:] if isinstance(a, Tok) and NUMBER.match(a.text)]
+
+
+def m_bad_number(rng, text, info):
+    cands = _number_tokens(text)
     if not cands:
         return None
     t, bad = rng.choice(cands), rng.choice(BAD_NUMBERS)
@@ -922,10 +927,7 @@ EXTREME_NUMBERS = ("1e308", "-1e308", "3.4e38", "-3.5e38", "1e-320", "0", "-0", 
 
 
 def m_extreme_number(rng, text, info):
-    tree = parse_tree(text)
-    if tree is None:
-        return None
-    cands = [a for c in _comparisons(tree) for a in c.items[1:] if isinstance(a, Tok) and NUMBER.match(a.text)]
+    cands = _number_tokens(text)
     if not cands:
         return None
     t, new = rng.choice(cands), rng.choice(EXTREME_NUMBERS)
