@@ -32,7 +32,7 @@ import re
 from frontends.vnnlib.dnf import LOWER, LOWER_OPEN, ROW, ROW_STRICT, UPPER, UPPER_OPEN, Assertions, build_spec
 from frontends.vnnlib.files import read_spec_text
 from frontends.vnnlib.numbers import finite, literal_value, why_not
-from frontends.vnnlib.sexpr import Comparisons, Source, lexicon, read, recursion_room
+from frontends.vnnlib.sexpr import Comparisons, Source, gc_paused, lexicon, read, recursion_room
 from verifier.ir.deadline import Deadline
 from verifier.ir.spec import Spec
 from verifier.settings.inputs import LimitSettings
@@ -61,6 +61,7 @@ def load_vnnlib(path: str | os.PathLike, n_inputs: int | None = None, n_outputs:
     return parse_vnnlib(text, real_path, n_inputs, n_outputs, limits, deadline)
 
 
+@gc_paused
 def parse_vnnlib(text: str, path: str = "<string>", n_inputs: int | None = None, n_outputs: int | None = None,
                  limits: LimitSettings | None = None, deadline: Deadline | None = None) -> Spec:
     """Parse VNN-LIB text; ``path`` is only used in error messages and ``Spec.source``."""

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 
 from frontends.vnnlib.files import read_spec_text
 from frontends.vnnlib.numbers import is_non_finite_word, literal_value, why_not
-from frontends.vnnlib.sexpr import Source, end, head, lexicon, read, reading_deadline
+from frontends.vnnlib.sexpr import Source, end, gc_paused, head, lexicon, read, reading_deadline
 from frontends.vnnlib.v1 import IGNORED_COMMANDS, parse_declared, parse_vnnlib
 from frontends.vnnlib.v2_network import NAME, NetworkDecl, TensorDecl, parse_dims, read_network
 from verifier.ir.deadline import Deadline
@@ -75,6 +75,7 @@ class Query:
     def network(self) -> NetworkDecl:
         return self.networks[0]
 
+    @gc_paused
     def to_spec(self, n_inputs: int | None = None, n_outputs: int | None = None, limits: LimitSettings | None = None,
                 deadline: Deadline | None = None) -> Spec:
         net = self.network
@@ -105,6 +106,7 @@ def detect_version(text: str) -> str:
     return "1.0"
 
 
+@gc_paused
 def load_spec(path: str | os.PathLike, n_inputs: int | None = None, n_outputs: int | None = None,
               limits: LimitSettings | None = None, deadline: Deadline | None = None) -> Spec:
     """Read a VNN-LIB 1.0 or 2.0 file (plain or gzip) into a :class:`Spec`; the version is detected.
@@ -137,6 +139,7 @@ def parse_vnnlib2(text: str, path: str = "<string>", n_inputs: int | None = None
     return parse_query(text, path, limits, deadline).to_spec(n_inputs, n_outputs, limits, deadline)
 
 
+@gc_paused
 def parse_query(text: str, path: str = "<string>", limits: LimitSettings | None = None,
                 deadline: Deadline | None = None) -> Query:
     return _Translator(Source(text, path, limits, deadline)).run()
