@@ -54,9 +54,6 @@ def fuzz_runs(tmp_path_factory):
     t0 = time.monotonic()
     cases = fuzzing.generate(N_CASES, SEED, work, timeout=TIMEOUT, per_benchmark=2, max_model_bytes=400_000,
                              heavy_timeout=5.0)
-    # Known open bug (issue 20's note): the bound computation over ~90,000 disjuncts on ACAS Xu allocates past
-    # the suite's address-space cap (torch: "can't allocate memory"). Those cases run in benchmarks/fuzz.py.
-    cases = [c for c in cases if c.kind != "spec:many_disjuncts"]
     runs = fuzzing.run_cases(cases, jobs=2, mem_cap_mb=MEM_CAP_MB, hang_grace=3.0)
     print(f"\nfuzz: {len(runs)} cases in {time.monotonic() - t0:.1f}s "
           f"({sum(1 for r in runs if r.failures)} failing)")
@@ -71,7 +68,7 @@ def fuzz_runs(tmp_path_factory):
 def test_fuzz_set_covers_every_kind(fuzz_runs):
     kinds = {r.case.kind for r in fuzz_runs}
     if N_CASES >= 200:
-        expected = set(fuzzing.ALL_KINDS) - {"spec:many_disjuncts"}  # left to benchmarks/fuzz.py (see fuzz_runs)
+        expected = set(fuzzing.ALL_KINDS)
         assert kinds == expected, sorted(expected - kinds)
     expects = {r.case.expect for r in fuzz_runs}
     assert {"error", "any", "sat"} <= expects, expects
@@ -241,8 +238,6 @@ def test_huge_vnnlib2_declaration_is_a_quick_error(tmp_path, shape):
     assert r.first_line == "error" and r.cpu < 3.0
 
 
-@pytest.mark.skip(reason="known open bug (issue 20's note): the methods' memory on ~90,000 disjuncts is not chunked "
-                         "and can pass the 1.5 GB cap; run benchmarks/fuzz.py to see it")
 def test_90000_disjuncts_stay_within_memory_and_time(tmp_path):
     text = text_of(PROP)
     spec = fuzzing.many_disjuncts(text, fuzzing.spec_info(text), 90_000, random.Random(0))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import numpy as np
 import torch
@@ -39,17 +40,14 @@ SCREEN_MAX = 20_000
 def _padded_rows(spec: Spec, disjuncts: list[int], dtype, device):
     """C (J, m, n_out), d (J, m): each disjunct's rows, padded by repeating its first row."""
     m = max(spec.disjuncts[j].C.shape[0] for j in disjuncts)
-    Cs, ds = [], []
-    for j in disjuncts:
+    Cs = np.empty((len(disjuncts), m, spec.n_outputs))
+    ds = np.empty((len(disjuncts), m))
+    for k, j in enumerate(disjuncts):
         C, d = spec.disjuncts[j].C, spec.disjuncts[j].d
-        if C.shape[0] < m:
-            reps = m - C.shape[0]
-            C = np.concatenate([C, np.repeat(C[:1], reps, 0)])
-            d = np.concatenate([d, np.repeat(d[:1], reps, 0)])
-        Cs.append(C)
-        ds.append(d)
-    return (torch.tensor(np.stack(Cs), dtype=dtype, device=device),
-            torch.tensor(np.stack(ds), dtype=dtype, device=device))
+        r = C.shape[0]
+        Cs[k, :r], ds[k, :r] = C, d
+        Cs[k, r:], ds[k, r:] = C[:1], d[:1]
+    return torch.tensor(Cs, dtype=dtype, device=device), torch.tensor(ds, dtype=dtype, device=device)
 
 
 def disjunct_loss(y: torch.Tensor, C: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -112,7 +110,11 @@ def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Dea
                     su = ((s - lo) / torch.where(width > 0, width, torch.ones_like(width))).clamp(0, 1)
                     u[:, : su.shape[0]] = su.unsqueeze(0).to(u.dtype)
             x = (lo + u * width).detach()
+            step_s = 0.0  # the last step's length: a step that would end after the run's end is not started
             for step in range(n_steps):
+                if step and deadline.step_would_overrun(step_s):
+                    break
+                t_step = time.monotonic()
                 x.requires_grad_(True)
                 y = graph.forward(x.reshape(J * R, -1)).reshape(J, R, -1)
                 loss = disjunct_loss(y, C, d)
@@ -121,7 +123,7 @@ def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Dea
                     cur_best = float(loss.min())
                     best = min(best, cur_best)
                     if cur_best <= 0:
-                        cand = _validate_batch(x, loss, idx, spec, reference, validate_candidate)
+                        cand = _validate_batch(x, loss, idx, spec, reference, C, d)
                         tried += 1
                         if cand is not None:
                             if stats is not None:
@@ -129,6 +131,7 @@ def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Dea
                             return cand
                     frac = STEP_END + (s0 - STEP_END) * 0.5 * (1 + math.cos(math.pi * step / n_steps))
                     x = torch.minimum(torch.maximum(x - frac * width * torch.sign(g), lo), hi).detach()
+                step_s = time.monotonic() - t_step
                 if deadline.expired():
                     break
         log.debug("attack round %d: best loss %.6g", rnd, best)
@@ -137,9 +140,34 @@ def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Dea
     return None
 
 
-def _validate_batch(x, loss, idx, spec, reference, validate_candidate, limit: int = 8):
+def _validate_batch(x, loss, idx, spec, reference, C, d, limit: int = 8, near: float = 1e-4):
+    """A validated counterexample among the (at most ``limit``) points of the batch with the lowest loss, or None.
+    A point is tried on its own disjunct first, then on the other disjuncts of the region whose rows
+    (``C``, ``d``) onnxruntime's output at it nearly meets (within ``near``): one matrix product over
+    all of them, so that a region of 90,000 disjuncts does not mean 90,000 exact checks per point."""
     if reference is None:
         return None
+    flat_loss = loss.reshape(-1)
+    order = torch.argsort(flat_loss)[:limit]
+    J, R = loss.shape
+    Cn = dn = None
+    for k in order.tolist():
+        if float(flat_loss[k]) > 0:
+            break
+        j = k // R
+        xc = x.reshape(J * R, -1)[k].detach().cpu().double().numpy()
+        cex = validate_candidate(reference, spec, xc, disjuncts=[idx[j]])
+        if cex is None and J > 1:
+            if Cn is None:
+                Cn, dn = C.detach().cpu().double().numpy(), d.detach().cpu().double().numpy()
+            y = reference.run(xc.astype(np.float32))
+            worst = (Cn @ y - dn).max(1)  # (J,): each disjunct's worst row at this point
+            close = np.flatnonzero(worst <= near * (1.0 + np.abs(dn).max(1)))
+            others = [idx[i] for i in close[np.argsort(worst[close])] if i != j]
+            cex = validate_candidate(reference, spec, xc, disjuncts=others) if others else None
+        if cex is not None:
+            return cex
+    return None
     flat_loss = loss.reshape(-1)
     order = torch.argsort(flat_loss)[:limit]
     J, R = loss.shape

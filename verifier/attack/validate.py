@@ -41,12 +41,16 @@ def clip_to_box_f32(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_open: np.n
 def validate_candidate(ref: OnnxReference, spec: Spec, x: np.ndarray, disjuncts=None) -> Counterexample | None:
     """Return a validated counterexample built from ``x`` if onnxruntime confirms it, else None."""
     order = range(len(spec.disjuncts)) if disjuncts is None else disjuncts
+    outputs: dict[bytes, np.ndarray] = {}  # onnxruntime's output per distinct clipped point (boxes repeat)
     for i in order:
         dj = spec.disjuncts[i]
         x32 = clip_to_box_f32(x, dj.lo, dj.hi, dj.lo_open, dj.hi_open)
         if x32 is None:
             continue
-        y = ref.run(x32)
+        key = x32.tobytes()
+        y = outputs.get(key)
+        if y is None:
+            y = outputs[key] = ref.run(x32)
         if dj.output_holds(y) and dj.contains_input(x32.astype(np.float64)):
             return Counterexample(x=x32.astype(np.float64), y=y, disjunct=i, validated=True)
     return None

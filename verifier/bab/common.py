@@ -76,25 +76,32 @@ class Rows:
         self.disjuncts = [spec.disjuncts[j] for j in idx]
         # (G,): the disjuncts with a strict row or an open input side (the exact check may decide them)
         self.has_strict = torch.tensor([dj.has_strict for dj in self.disjuncts], dtype=torch.bool, device=dev)
-        K, G = self.C.shape[0], len(groups)
-        self.member = torch.zeros(K, G, dtype=torch.bool, device=dev)
-        for g, rows in enumerate(groups):
-            self.member[rows, g] = True
+        sizes = torch.tensor([len(r) for r in groups], device=dev)
+        # (K,): the group of each row (the groups are consecutive runs of rows). A dense (K, G) membership matrix
+        # would take K * G bytes: 8 GB for 90,000 one-row disjuncts
+        self.row_group = torch.repeat_interleave(torch.arange(len(groups), device=dev), sizes)
         m = max(len(r) for r in groups)
         self.gidx = torch.tensor([r + [r[0]] * (m - len(r)) for r in groups], device=dev)  # (G, m)
         self.idx = idx
 
+    def group_any(self, flags):
+        """(B, G): whether any row of each group is flagged (``flags`` (B, K) bool)."""
+        B, G = flags.shape[0], len(self.groups)
+        hits = torch.zeros(B, G, dtype=torch.int32, device=flags.device)
+        return hits.index_add_(1, self.row_group, flags.to(torch.int32)) > 0
+
     def group_ok(self, lb, tol, done):
         """(B, G): the groups done, or with a row that its bound refutes (strict rows by ``lb >= tol``)."""
-        return done | (refutes(lb, tol, self.strict).unsqueeze(-1) & self.member).any(1)  # (B, G)
+        return done | self.group_any(refutes(lb, tol, self.strict))
 
     def rows_open(self, grp_done):
         """(B, K): the rows whose group is not done (``grp_done`` (B, G))."""
-        return ~(grp_done.unsqueeze(1) & self.member.unsqueeze(0)).any(-1)
+        return ~grp_done[:, self.row_group]
 
     def group_best(self, lb):
-        """(B, G): the best (highest) row lower bound of each group."""
-        return lb.unsqueeze(-1).masked_fill(~self.member, -float("inf")).max(1).values
+        """(B, G): the best (highest) row lower bound of each group (-inf for a group without rows)."""
+        best = torch.full((lb.shape[0], len(self.groups)), -float("inf"), dtype=lb.dtype, device=lb.device)
+        return best.scatter_reduce_(1, self.row_group.expand(lb.shape[0], -1), lb, "amax")
 
 
 def falsify(problem, rows: Rows, lo, hi, Ax, grp_ok):

@@ -147,7 +147,7 @@ def _settle_exactly(task: RegionTask, rows: Rows, boxes: Boxes, lb, tol, grp_ok,
     problem = task.problem
     if not bool(rows.has_strict.any()) or not supported(problem.graph, max(len(g) for g in rows.groups)):
         return grp_ok
-    near = (within_rounding(lb, tol).unsqueeze(-1) & rows.member).any(1) & rows.has_strict  # (B, G)
+    near = rows.group_any(within_rounding(lb, tol)) & rows.has_strict  # (B, G)
     cand = ~grp_ok.all(1) & (grp_ok | near).all(1)
     if not bool(cand.any()):
         return grp_ok
@@ -305,7 +305,7 @@ def _branch_dim(settings: BaBSettings, rows: Rows, lb, Ax, width, root_width, gr
     if settings.input_branching == "widest":
         return rel.argmax(1)
     if settings.input_branching == "smear-all":
-        rows_open = (~grp_ok).to(Ax.dtype) @ rows.member.T.to(Ax.dtype)  # (B, K)
+        rows_open = rows.rows_open(grp_ok).to(Ax.dtype)  # (B, K)
         score = ((Ax.abs() * rows_open.unsqueeze(-1)).sum(1) * width)
         dim = torch.where(width > 0, score, torch.full_like(score, -1.0)).argmax(1)
     else:

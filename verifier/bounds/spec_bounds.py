@@ -57,12 +57,15 @@ def bound_spec(problem: Problem, settings: BoundSettings, deadline: Deadline | N
         x_hi = torch.tensor(hi).reshape(1, -1)
         ob = objective_bounds(graph, C, d, x_lo, x_hi, settings, groups=groups, deadline=deadline,
                               strict=stacked_strict(spec, idx))
-        pr = ob.proven()[0]
-        for j, g in zip(idx, groups):
-            proven[j] = bool(pr[g].any())
-            best[j] = float(ob.lower[0, g].max())
-            if not proven[j] and not (deadline is not None and deadline.expired()) and \
-                    settle_near_zero(graph, spec.disjuncts[j], ob.lower[0, g], ob.tol[0, g]):
+        row_group = torch.repeat_interleave(torch.arange(len(groups)), torch.tensor([len(g) for g in groups]))
+        pr = torch.zeros(len(groups), dtype=torch.int32).index_add_(0, row_group, ob.proven()[0].to(torch.int32))
+        top = torch.full((len(groups),), -np.inf, dtype=ob.lower.dtype)
+        top = top.scatter_reduce_(0, row_group, ob.lower[0].detach(), "amax").tolist()
+        # one tensor op per region, not one per disjunct (a spec may hold 90,000 disjuncts on one box)
+        for j, g, ok, b in zip(idx, groups, (pr > 0).tolist(), top):
+            proven[j], best[j] = ok, float(b)
+            if not proven[j] and spec.disjuncts[j].has_strict and not (deadline is not None and deadline.expired()) \
+                    and settle_near_zero(graph, spec.disjuncts[j], ob.lower[0, g], ob.tol[0, g]):
                 proven[j], best[j] = True, max(best[j], 0.0)  # the refuted row's exact bound is at least 0
                 if stats is not None:
                     stats["exact_proved"] = stats.get("exact_proved", 0) + 1

@@ -52,8 +52,10 @@ class Disjunct:
 
     def is_empty(self) -> bool:
         """The input set holds no real point (lo > hi somewhere, or lo == hi with an open side)."""
-        if np.any(self.lo > self.hi):
+        if (self.lo > self.hi).any():
             return True
+        if self.lo_open is None and self.hi_open is None:
+            return False
         eq = self.lo == self.hi
         opened = np.zeros_like(eq)
         if self.lo_open is not None:
@@ -108,15 +110,15 @@ class Spec:
     def regions(self) -> list[tuple[np.ndarray, np.ndarray, list[int]]]:
         """Distinct input boxes, each with the indices of the disjuncts on it."""
         if self._regions is None:
-            groups: list[tuple[np.ndarray, np.ndarray, list[int]]] = []
+            groups: dict[bytes, tuple[np.ndarray, np.ndarray, list[int]]] = {}  # keyed by the box's values
             for i, dj in enumerate(self.disjuncts):
-                for lo, hi, idx in groups:
-                    if np.array_equal(lo, dj.lo) and np.array_equal(hi, dj.hi):
-                        idx.append(i)
-                        break
+                lo, hi = np.asarray(dj.lo, np.float64) + 0.0, np.asarray(dj.hi, np.float64) + 0.0  # -0.0 -> 0.0
+                key = lo.tobytes() + hi.tobytes()
+                if key in groups:
+                    groups[key][2].append(i)
                 else:
-                    groups.append((dj.lo, dj.hi, [i]))
-            object.__setattr__(self, "_regions", groups)
+                    groups[key] = (dj.lo, dj.hi, [i])
+            object.__setattr__(self, "_regions", list(groups.values()))
         return self._regions
 
     def violated_disjunct(self, x: np.ndarray, y: np.ndarray, x_tol: float = 0.0,

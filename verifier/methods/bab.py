@@ -31,12 +31,14 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, name: 
     settings = options.bab
     stats: dict = {}
     timings: dict[str, float] = {}
-    fast = _lipschitz_fast_path(problem)
+    fast = _lipschitz_fast_path(problem, deadline)
     if fast is not None:
         return fast
     other = sorted({n.op.kind for n in problem.graph.nonlinear_nodes() if not isinstance(n.op, ReLU)})
     if other:
         return _non_relu(problem, options, deadline, name, other)
+    if deadline.expired():  # a spec of many disjuncts takes a while before this point
+        return Result(Verdict.TIMEOUT, name, timings=timings, stats=stats)
     t = time.monotonic()
     proven, best = bound_spec(problem, replace(options.bounds, method="crown"), deadline, stats)
     timings["crown"] = time.monotonic() - t
@@ -51,6 +53,8 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, name: 
         timings["attack"] = time.monotonic() - t
         if cex is not None:
             return Result(Verdict.SAT, name + ":attack", counterexample=cex, timings=timings, stats=stats)
+    if deadline.expired():
+        return Result(Verdict.TIMEOUT, name, timings=timings, stats=stats)
     t = time.monotonic()
     found = search_regions(problem, proven, settings, options.bounds, deadline, stats)
     timings["search"] = time.monotonic() - t
@@ -62,10 +66,10 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, name: 
     return Result(Verdict.TIMEOUT if found.out_of_time else Verdict.UNKNOWN, method, timings=timings, stats=stats)
 
 
-def _lipschitz_fast_path(problem: Problem) -> Result | None:
+def _lipschitz_fast_path(problem: Problem, deadline: Deadline | None = None) -> Result | None:
     """The Lipschitz certificate for plain robustness specs (milliseconds); None when it does not apply."""
     try:
-        r = lipschitz_fast_path(problem.graph, problem.spec)
+        r = lipschitz_fast_path(problem.graph, problem.spec, deadline=deadline)
     except Exception as e:  # never let the fast path break the search
         log.debug("Lipschitz fast path skipped: %s", e)
         return None

@@ -33,12 +33,14 @@ from verifier.certificates.lipschitz.evaluate import gradient_norms, logits64
 from verifier.certificates.lipschitz.local import local_lipschitz
 from verifier.certificates.lipschitz.radii import safety_margin
 from verifier.certificates.lipschitz.results import LipschitzBound
+from verifier.ir.deadline import Deadline
 from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
 from verifier.ir.result import Result, Verdict
 from verifier.ir.spec import Spec
 
 METHOD = "lipschitz"
+_TICK = 1024  # disjuncts between two looks at the deadline
 
 
 def pair_row(c: np.ndarray, d: float) -> tuple[int, int, float, float] | None:
@@ -101,17 +103,20 @@ def _disjunct_certified(rows, z: np.ndarray, P: np.ndarray, r: float) -> tuple[b
 
 
 def lipschitz_fast_path(graph: Graph, spec: Spec, local: str | None = "ibp",
-                        bound: LipschitzBound | None = None) -> Result | None:
+                        bound: LipschitzBound | None = None, deadline: Deadline | None = None) -> Result | None:
     """``Result(UNSAT, method='lipschitz')`` when Lipschitz radii cover every input region, else None.
 
     ``local``: bounds used for the local Lipschitz bound when the global one does not
-    suffice (``ibp``, ``crown``, or None to skip).
+    suffice (``ibp``, ``crown``, or None to skip). ``deadline``: looked at every :data:`_TICK` disjuncts (a spec
+    of many disjuncts takes a while here); None once it has passed.
     """
     t0 = time.perf_counter()
     if spec.n_inputs != graph.n_inputs or spec.n_outputs != graph.n_outputs:
         return None
     rows_of = []
-    for dj in spec.disjuncts:
+    for k, dj in enumerate(spec.disjuncts):
+        if deadline is not None and not (k + 1) % _TICK and deadline.expired():
+            return None
         strict = dj.strict_rows()
         rows = [(*pr, bool(strict[k])) for k, pr in ((k, pair_row(dj.C[k], dj.d[k])) for k in range(dj.C.shape[0]))
                 if pr is not None]
@@ -122,6 +127,8 @@ def lipschitz_fast_path(graph: Graph, spec: Spec, local: str | None = "ibp",
     # gradient norm at the box centre, so when even that cannot cover the box, stop here.
     # (Returning None is always safe; only the unsat below needs the sound bounds.)
     regions = spec.regions()
+    if deadline is not None and deadline.expired():
+        return None
     try:
         for lo, hi, idx in regions:
             c, r = box_center_radius(lo, hi)
