@@ -593,3 +593,44 @@ def test_crown_only_masks_refine_chosen_boxes():
             assert torch.all(v >= got[p][0][i].reshape(1, -1) - 1e-9)
             assert torch.all(v <= got[p][1][i].reshape(1, -1) + 1e-9)
     assert tightened > 0  # the masked-in boxes really were refined beyond interval bounds
+
+
+@pytest.mark.parametrize("act", ["Sigmoid", "Tanh", "Relu"])
+def test_crown_bound_is_never_looser_than_the_interval_bound(act):
+    """On a wide box (inputs in [-1000, 1000]) CROWN's linear relaxations of a Sigmoid are loose; the objective
+    bound keeps, row by row, the better of CROWN's and the interval bound of the output (issue 22: a Sigmoid
+    query that IBP proves ran to its deadline)."""
+    b = Builder(3, [1, 3])
+    h = b.node(act, [b.gemm("x", 3, 6, relu=False)])
+    y = b.gemm(b.node(act, [b.gemm(h, 6, 5, relu=False)]), 5, 4, relu=False)
+    g = graph_from_onnx(b.model(y))
+    C = torch.tensor(np.random.default_rng(0).standard_normal((6, 4)))
+    d = torch.zeros(6)
+    lo, hi = torch.full((1, 3), -1000.0), torch.full((1, 3), 1000.0)
+    ibp = objective_bounds(g, C, d, lo, hi, BoundSettings(method="ibp"))
+    crown = objective_bounds(g, C, d, lo, hi, BoundSettings(method="crown"))
+    assert bool(((crown.lower - crown.tol) >= (ibp.lower - ibp.tol) - 1e-9).all()), (crown.lower, ibp.lower)
+    pts = lo + (hi - lo) * torch.rand(2000, 3, generator=torch.Generator().manual_seed(0))
+    vals = g.forward(pts.to(g.dtype)).double() @ C.T - d  # every sampled value above the kept bound
+    assert bool((vals >= crown.lower.double() - 1e-4).all())
+
+
+def test_sigmoid_query_that_the_interval_bound_proves_is_unsat_under_auto_and_crown(tmp_path):
+    """One Sigmoid layer, inputs in [-1000, 1000], Y_0 >= (the interval bound's maximum) + 0.01: IBP proves it,
+    CROWN alone does not (its bound there is -1.28); auto and crown answer unsat at once."""
+    from verifier.api import verify
+
+    rng = np.random.default_rng(0)
+    b = Builder(0, [1, 3])
+    w1, w2 = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(1, 4)).astype(np.float32)
+    s = b.node("Sigmoid", [b.node("Gemm", ["x", b.const(w1), b.const(np.zeros(4))], transB=1)])
+    y = b.node("Gemm", [s, b.const(w2), b.const(np.zeros(1))], transB=1)
+    onnx_path, spec_path = tmp_path / "sig.onnx", tmp_path / "sig.vnnlib"
+    onnx_path.write_bytes(b.model(y).SerializeToString())
+    top = float(np.maximum(w2, 0).sum())
+    spec_path.write_text("".join(f"(declare-const X_{i} Real)\n" for i in range(3)) + "(declare-const Y_0 Real)\n"
+                         + "".join(f"(assert (>= X_{i} -1000))\n(assert (<= X_{i} 1000))\n" for i in range(3))
+                         + f"(assert (>= Y_0 {top + 0.01}))\n")
+    for method in ("auto", "crown"):
+        r = verify(onnx_path, spec_path, method=method, timeout=20)
+        assert r.verdict.value == "unsat", (method, r)

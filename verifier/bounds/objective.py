@@ -86,6 +86,7 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
         info: dict = {}
         _, Ax, bias = backward_lower(graph, graph.output_name, A0, x_lo, x_hi, pre, return_linear=True, out=info)
         lb, tol = concretize_lower(Ax, bias, x_lo, x_hi, d, dt, info["bias_abs"])
+        lb, tol = _best_of_interval(lb, tol, C, d, pre[graph.output_name], B, K)
         ub = None
         if need_upper:
             _, Ax2, bias2 = backward_lower(graph, graph.output_name, -A0, x_lo, x_hi, pre, return_linear=True)
@@ -97,6 +98,17 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
         lb, tol, pre = _alpha_optimize(LinearObjective(graph, A0, d, x_lo, x_hi, pre), lb, tol, settings, groups,
                                        deadline, alphas, inter, strict)
     return ObjectiveBounds(lb, tol, pre, ub, alphas or None, inter or None, strict)
+
+
+def _best_of_interval(lb, tol, C, d, out_bounds, B: int, K: int):
+    """The better, row by row, of the linear bound ``lb`` (allowance ``tol``) and the interval bound of ``C y - d``
+    on the output's bounds (both sound; CROWN's is looser where the relaxations are loose, e.g. a Sigmoid on
+    [-1000, 1000])."""
+    ylo, yhi = (t.reshape(B, -1) for t in out_bounds)
+    zero = torch.zeros(B, K, dtype=lb.dtype, device=lb.device)
+    lb_i, tol_i = concretize_lower(C.unsqueeze(0).expand(B, K, -1), zero, ylo, yhi, d, lb.dtype)
+    better = (lb_i - tol_i) > (lb - tol)
+    return torch.where(better, lb_i, lb), torch.where(better, tol_i, tol)
 
 
 def _all_groups_proven(proven: torch.Tensor, groups) -> bool:
