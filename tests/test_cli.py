@@ -258,3 +258,23 @@ def test_methods_text_and_readme_agree_on_what_lp_and_dual_answer(capsys):
     row = next(ln for ln in readme.splitlines() if ln.startswith("| `milp`, `lp`, `dual` |"))
     assert "lp: unsat, or sat when the LP optimum's input is a validated counterexample" in row
     assert "dual: unsat" in row
+
+
+def test_methods_catalogue_is_what_is_registered():
+    """`verify methods` lists the catalogue (verifier.settings.methods) without importing the methods; the
+    registry registers exactly those names."""
+    from verifier.methods import available_methods
+    from verifier.settings.methods import METHODS
+
+    assert set(available_methods()) == set(METHODS)
+
+
+def test_methods_and_help_do_not_import_torch():
+    code = ("import sys\nfrom verifier.cli.main import run_subcommand, main\n"
+            "run_subcommand(['methods'])\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH', 'torch' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "auto" in r.stdout and "milp" in r.stdout
+    assert "TORCH False" in r.stdout, r.stdout[-500:]

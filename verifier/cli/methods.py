@@ -1,9 +1,9 @@
-"""``verify methods``: the methods that ``--method`` accepts."""
+"""``verify methods``: the methods that ``--method`` accepts (from the catalogue, without importing torch)."""
 from __future__ import annotations
 
 import argparse
 
-from verifier.methods import available_methods
+from verifier.settings.methods import METHODS
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -11,6 +11,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    for name, desc in available_methods().items():
+    for name, desc in sorted(METHODS.items()):
         print(f"{name:12s} {desc}")
     return 0

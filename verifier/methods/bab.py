@@ -110,5 +110,5 @@ def auto_method(problem: Problem, options: VerifyOptions, deadline: Deadline) ->
     return run_bab(problem, options, deadline, "auto")
 
 
-register_method("bab", bab_method, "branch and bound (input or ReLU splitting) with attacks: sat / unsat")
-register_method("auto", auto_method, "default: attack, then branch and bound chosen by the input size")
+register_method("bab", bab_method)
+register_method("auto", auto_method)

@@ -55,7 +55,7 @@ def _bound_method(name: str):
     return run
 
 
-register_method("attack", attack_method, "PGD falsifier (sat or unknown)")
-register_method("ibp", _bound_method("ibp"), "interval bounds (unsat or unknown), then attack")
-register_method("crown", _bound_method("crown"), "CROWN linear bounds (unsat or unknown), then attack")
-register_method("alpha-crown", _bound_method("alpha-crown"), "optimised alpha-CROWN bounds, then attack")
+register_method("attack", attack_method)
+register_method("ibp", _bound_method("ibp"))
+register_method("crown", _bound_method("crown"))
+register_method("alpha-crown", _bound_method("alpha-crown"))

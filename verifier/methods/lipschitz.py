@@ -26,4 +26,4 @@ def lipschitz_method(problem, options, deadline) -> Result:
     return res
 
 
-register_method(METHOD, lipschitz_method, "Lipschitz fast path (unsat only)")
+register_method(METHOD, lipschitz_method)

@@ -12,12 +12,16 @@ from __future__ import annotations
 from typing import Callable
 
 from verifier.methods.trivial import decide_by_shape
+from verifier.settings.methods import METHODS
 
 _METHODS: dict[str, Callable] = {}
-_DESCRIPTIONS: dict[str, str] = {}
 
 
-def register_method(name: str, fn: Callable, description: str = "") -> None:
+def register_method(name: str, fn: Callable) -> None:
+    """Register ``fn`` under ``name``, a name of the catalogue ``verifier.settings.methods.METHODS`` (which holds
+    its description, so that the names are listed without importing the methods)."""
+    if name not in METHODS:
+        raise ValueError(f"method {name!r} is not in verifier.settings.methods.METHODS")
     def method(problem, options, deadline):
         early = decide_by_shape(problem, name)
         return early if early is not None else fn(problem, options, deadline)
@@ -25,7 +29,6 @@ def register_method(name: str, fn: Callable, description: str = "") -> None:
     method.__name__ = getattr(fn, "__name__", name)
     method.__wrapped__ = fn
     _METHODS[name] = method
-    _DESCRIPTIONS[name] = description
 
 
 def get_method(name: str) -> Callable:
@@ -35,4 +38,5 @@ def get_method(name: str) -> Callable:
 
 
 def available_methods() -> dict[str, str]:
-    return dict(sorted(_DESCRIPTIONS.items()))
+    """The registered methods' names and descriptions, sorted by name."""
+    return {name: METHODS[name] for name in sorted(_METHODS)}

@@ -13,7 +13,6 @@ def _make(name: str):
     return method
 
 
-register_method("milp", _make("milp"), "complete MILP (big-M; --solver highs|gurobi|cbc): sat / unsat")
-register_method("lp", _make("lp"), "triangle LP relaxation (incomplete): unsat, or sat where the LP optimum's input "
-                                   "validates as a counterexample")
-register_method("dual", _make("dual"), "Wong-Kolter dual network bound (incomplete, one backward pass): unsat only")
+register_method("milp", _make("milp"))
+register_method("lp", _make("lp"))
+register_method("dual", _make("dual"))
