@@ -119,8 +119,7 @@ def dual_backward(graph: Graph, start: str, nu0: torch.Tensor, x_lo: torch.Tenso
                                      * nu_pre.clamp(min=0)).reshape(B, K, -1).sum(-1)
             nus[src] = nus[src] + nu_pre if src in nus else nu_pre
         else:
-            raise UnsupportedError(f"the dual network supports ReLU only; node '{node.onnx_node or node.name}' is "
-                                   f"{node.op.kind}")
+            raise UnsupportedError(f"the dual network supports ReLU only, not node {node.onnx_node or repr(node.name)}")
     nu_in = nus.get(graph.input_name)
     if nu_in is None:
         nu_in = torch.zeros(B, K, graph.n_inputs, dtype=nu0.dtype, device=nu0.device)

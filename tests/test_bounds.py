@@ -615,11 +615,8 @@ def test_crown_bound_is_never_looser_than_the_interval_bound(act):
     assert bool((vals >= crown.lower.double() - 1e-4).all())
 
 
-def test_sigmoid_query_that_the_interval_bound_proves_is_unsat_under_auto_and_crown(tmp_path):
-    """One Sigmoid layer, inputs in [-1000, 1000], Y_0 >= (the interval bound's maximum) + 0.01: IBP proves it,
-    CROWN alone does not (its bound there is -1.28); auto and crown answer unsat at once."""
-    from verifier.api import verify
-
+def _sigmoid_query(tmp_path, offset: float):
+    """One Sigmoid layer on inputs in [-1000, 1000] and the spec Y_0 >= (the interval bound's maximum) + offset."""
     rng = np.random.default_rng(0)
     b = Builder(0, [1, 3])
     w1, w2 = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(1, 4)).astype(np.float32)
@@ -630,7 +627,28 @@ def test_sigmoid_query_that_the_interval_bound_proves_is_unsat_under_auto_and_cr
     top = float(np.maximum(w2, 0).sum())
     spec_path.write_text("".join(f"(declare-const X_{i} Real)\n" for i in range(3)) + "(declare-const Y_0 Real)\n"
                          + "".join(f"(assert (>= X_{i} -1000))\n(assert (<= X_{i} 1000))\n" for i in range(3))
-                         + f"(assert (>= Y_0 {top + 0.01}))\n")
+                         + f"(assert (>= Y_0 {top + offset}))\n")
+    return onnx_path, spec_path
+
+
+def test_sigmoid_query_that_the_interval_bound_proves_is_unsat_under_auto_and_crown(tmp_path):
+    """IBP proves Y_0 >= max + 0.01 on the Sigmoid net, CROWN alone does not (its bound there is -1.28); auto and
+    crown answer unsat at once."""
+    from verifier.api import verify
+
+    onnx_path, spec_path = _sigmoid_query(tmp_path, 0.01)
     for method in ("auto", "crown"):
         r = verify(onnx_path, spec_path, method=method, timeout=20)
         assert r.verdict.value == "unsat", (method, r)
+
+
+@pytest.mark.parametrize("method", ["alpha-crown", "dual"])
+def test_method_that_cannot_handle_the_network_says_unknown_with_the_node(tmp_path, method):
+    """alpha-CROWN and the dual bound support ReLU only: on a Sigmoid net whose property no interval bound proves
+    they answer unknown (not error), naming the node once."""
+    from verifier.api import verify
+
+    onnx_path, spec_path = _sigmoid_query(tmp_path, -1e-4)
+    r = verify(onnx_path, spec_path, method=method, timeout=20)
+    assert r.verdict.value == "unknown", r
+    assert "cannot decide this network" in r.message and "Sigmoid" in r.message and "''" not in r.message

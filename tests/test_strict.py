@@ -269,13 +269,14 @@ def test_twin_query_on_a_wide_input_goes_the_relu_split_way_and_is_unsat(tmp_pat
 
 
 def test_input_splitting_settles_a_strict_row_whose_minimum_is_zero(tmp_path):
-    """Y = Relu(X - 1) + 1 on [0, 3] never reaches Y < 1: the root's bound is -1 (the ReLU is unstable there),
-    and on the sub-boxes of [0, 1.5] the float bound of Y - 1 is 0, within rounding: only the exact check on
-    those boxes closes them."""
+    """Y = Relu(X - 1) + 1 on [0, 3] never reaches Y < 1: the root's float bound of Y - 1 is 0 at best (CROWN's -1,
+    the interval bound's 0), within rounding, and the root's exact check cannot close it (the ReLU is unstable
+    there); on the sub-boxes of [0, 1.5] the bound is 0 again, and only the exact check on those boxes closes
+    them."""
     lo, hi = [0.0], [3.0]
     p = problem(tmp_path, kink_net(), lo, hi, [dj(lo, hi, [[1.0]], [1.0], strict=[True])], "kink")
     proven, best = bound_spec(p, BoundSettings("crown"))
-    assert not proven[0] and best[0] < -0.5  # nothing for the root's exact check: the search has to split
+    assert not proven[0] and best[0] <= 1e-6  # the root's exact check cannot decide: the search has to split
     r = run(p, "auto")
     assert r.verdict is Verdict.UNSAT, (r.verdict, r.method, r.message)
     assert r.method == "auto:input-split" and r.stats["exact_proved"] >= 1

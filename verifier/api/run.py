@@ -19,7 +19,7 @@ except ImportError:  # not on every platform
 
 from frontends.load import load_problem as load_files
 from verifier.ir.deadline import Deadline
-from verifier.ir.errors import DeadlineExpired, VerifierError
+from verifier.ir.errors import DeadlineExpired, UnsupportedError, VerifierError
 from verifier.ir.problem import Problem
 from verifier.ir.result import Result, Verdict
 from verifier.methods import get_method
@@ -58,7 +58,9 @@ def verify_problem(problem: Problem, options: VerifyOptions, deadline: Deadline 
         return Result(Verdict.ERROR, options.method, message=f"method: {e.args[0]}")
     try:
         result = fn(problem, options, deadline)
-    except VerifierError as e:  # UnsupportedError; a ModelError of the reference executor while validating
+    except UnsupportedError as e:  # the method cannot handle this network: no verdict from it, and the reason
+        result = Result(Verdict.UNKNOWN, options.method, message=f"{options.method} cannot decide this network: {e}")
+    except VerifierError as e:  # a ModelError of the reference executor while validating
         result = Result(Verdict.ERROR, options.method, message=str(e))
     result.time_s = time.monotonic() - t0
     if resource is not None:

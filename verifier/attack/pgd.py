@@ -35,6 +35,7 @@ STEP_CYCLE = (0.5, 0.1, 0.02)  # first step of round r: step_size * STEP_CYCLE[r
 STEP_END = 1e-4  # last step, fraction of the box width
 SCREEN_VALUES = 100_000  # screening sample size x input size per round and disjunct
 SCREEN_MAX = 20_000
+CHUNK_DISJUNCTS = 4096  # disjuncts of one region attacked in one batch
 
 
 def _padded_rows(spec: Spec, disjuncts: list[int], dtype, device):
@@ -73,20 +74,25 @@ def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Dea
     n_steps = settings.steps
     best = math.inf
     regions = []
+    J_max = 0
     for lo, hi, idx in spec.regions():
         if box is not None:
             lo, hi = np.maximum(lo, box[0]), np.minimum(hi, box[1])
             if np.any(lo > hi):
                 continue
         C, d = _padded_rows(spec, idx, dt, dev)
-        regions.append((torch.tensor(lo, dtype=dt, device=dev), torch.tensor(hi, dtype=dt, device=dev), idx, C, d))
+        lo_t, hi_t = torch.tensor(lo, dtype=dt, device=dev), torch.tensor(hi, dtype=dt, device=dev)
+        J_max = max(J_max, len(idx))
+        for s in range(0, len(idx), CHUNK_DISJUNCTS):  # a step's batch stays small: the deadline is looked at often
+            regions.append((lo_t, hi_t, idx[s:s + CHUNK_DISJUNCTS], C[s:s + CHUNK_DISJUNCTS], d[s:s + CHUNK_DISJUNCTS]))
     if not regions:
         return None
-    # keep a batch around a few thousand input values x points for large inputs
-    J_max = max(len(r[2]) for r in regions)
+    # keep a batch around a few thousand input values x points for large inputs (as many starts per disjunct as
+    # the whole region would get in one batch)
     R = max(4, min(settings.restarts, int(2_000_000 / max(1, graph.n_inputs * J_max))))
     n_screen = min(SCREEN_MAX, int(SCREEN_VALUES / max(1, graph.n_inputs * J_max)))
     tried = 0
+    per_point = 0.0  # seconds per point of the last step (forward and backward)
     for rnd in range(rounds):
         s0 = settings.step_size * STEP_CYCLE[rnd % len(STEP_CYCLE)]
         for lo, hi, idx, C, d in regions:
@@ -110,9 +116,8 @@ def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Dea
                     su = ((s - lo) / torch.where(width > 0, width, torch.ones_like(width))).clamp(0, 1)
                     u[:, : su.shape[0]] = su.unsqueeze(0).to(u.dtype)
             x = (lo + u * width).detach()
-            step_s = 0.0  # the last step's length: a step that would end after the run's end is not started
             for step in range(n_steps):
-                if step and deadline.step_would_overrun(step_s):
+                if deadline.step_would_overrun(per_point * J * R):  # a step that would end after the run's end
                     break
                 t_step = time.monotonic()
                 x.requires_grad_(True)
@@ -131,7 +136,7 @@ def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Dea
                             return cand
                     frac = STEP_END + (s0 - STEP_END) * 0.5 * (1 + math.cos(math.pi * step / n_steps))
                     x = torch.minimum(torch.maximum(x - frac * width * torch.sign(g), lo), hi).detach()
-                step_s = time.monotonic() - t_step
+                per_point = (time.monotonic() - t_step) / (J * R)
                 if deadline.expired():
                     break
         log.debug("attack round %d: best loss %.6g", rnd, best)

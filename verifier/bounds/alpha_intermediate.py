@@ -76,7 +76,7 @@ class IntermediateSlopes:
         relus = [n for n in graph.nonlinear_nodes()]
         for n in relus:
             if not isinstance(n.op, ReLU):
-                raise UnsupportedError(f"alpha-CROWN supports ReLU only, not node '{n.onnx_node}' ({n.op.kind})")
+                raise UnsupportedError(f"alpha-CROWN supports ReLU only, not node {n.onnx_node}")
         self.rows: dict[str, torch.Tensor] = {}
         self.alphas: dict[str, dict[str, torch.Tensor]] = {}
         for p, (lo, hi) in self.start.items():

@@ -86,7 +86,7 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
         info: dict = {}
         _, Ax, bias = backward_lower(graph, graph.output_name, A0, x_lo, x_hi, pre, return_linear=True, out=info)
         lb, tol = concretize_lower(Ax, bias, x_lo, x_hi, d, dt, info["bias_abs"])
-        lb, tol = _best_of_interval(lb, tol, C, d, pre[graph.output_name], B, K)
+        lb, tol = _best_of_interval(lb, tol, C, d, pre[graph.output_name], B, K, dt)
         ub = None
         if need_upper:
             _, Ax2, bias2 = backward_lower(graph, graph.output_name, -A0, x_lo, x_hi, pre, return_linear=True)
@@ -100,13 +100,13 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
     return ObjectiveBounds(lb, tol, pre, ub, alphas or None, inter or None, strict)
 
 
-def _best_of_interval(lb, tol, C, d, out_bounds, B: int, K: int):
+def _best_of_interval(lb, tol, C, d, out_bounds, B: int, K: int, dt):
     """The better, row by row, of the linear bound ``lb`` (allowance ``tol``) and the interval bound of ``C y - d``
     on the output's bounds (both sound; CROWN's is looser where the relaxations are loose, e.g. a Sigmoid on
-    [-1000, 1000])."""
+    [-1000, 1000]). ``dt``: the graph's dtype, the precision the interval bound was computed in."""
     ylo, yhi = (t.reshape(B, -1) for t in out_bounds)
     zero = torch.zeros(B, K, dtype=lb.dtype, device=lb.device)
-    lb_i, tol_i = concretize_lower(C.unsqueeze(0).expand(B, K, -1), zero, ylo, yhi, d, lb.dtype)
+    lb_i, tol_i = concretize_lower(C.unsqueeze(0).expand(B, K, -1), zero, ylo, yhi, d, dt)
     better = (lb_i - tol_i) > (lb - tol)
     return torch.where(better, lb_i, lb), torch.where(better, tol_i, tol)
 
@@ -161,7 +161,7 @@ def optimise_slopes(obj: LinearObjective, lb, tol, steps: Steps, signs: dict | N
     alphas, betas, sgn = {}, {}, {}
     for node in graph.nonlinear_nodes():
         if not isinstance(node.op, ReLU):
-            raise UnsupportedError(f"alpha-CROWN supports ReLU only, not node '{node.onnx_node}' ({node.op.kind})")
+            raise UnsupportedError(f"alpha-CROWN supports ReLU only, not node {node.onnx_node}")
         alphas[node.name] = start_alphas(node, pre, B, K, init_alphas).requires_grad_(True)
     for p, s in (signs or {}).items():
         s = s.to(x_lo.dtype)
