@@ -26,7 +26,7 @@ from conftest import (
     rel_err,
     save,
 )
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from frontends.onnx.loader import graph_from_onnx, load_onnx
 from frontends.vnnlib.v1 import load_vnnlib
@@ -284,7 +284,7 @@ def _error_model(build, in_shape, n_inputs=1):
     (lambda b, x: b.node("Div", [b.const(np.ones(3, np.float32)), x], node_name="inv"), r"'inv' \(Div\)"),
     (lambda b, x: b.node("Div", [x, b.const(np.array([1, 0, 2], np.float32))], node_name="z"), r"'z'.*contains 0"),
     (lambda b, x: b.node("MatMul", [x, x], node_name="mm"), r"'mm' \(MatMul\)"),
-    (lambda b, x: b.node("Add", [x, b.const(np.ones((4, 3), np.float32))], node_name="bc"), r"'bc'.*broadcast"),
+    (lambda b, x: b.node("Add", [x, b.const(np.ones((4, 2), np.float32))], node_name="bc"), r"'bc'.*broadcast"),
     (lambda b, x: b.reshape(x, [5, -1]), r"cannot reshape"),
 ])
 def test_bad_node_names_the_node(build, pattern):
@@ -293,7 +293,7 @@ def test_bad_node_names_the_node(build, pattern):
 
 
 @pytest.mark.parametrize("build,pattern", [
-    (lambda b, x: b.node("Conv", [x, b.const(b.rand(2, 1, 3, 3))], kernel_shape=[3, 3], auto_pad="SAME_UPPER",
+    (lambda b, x: b.node("Conv", [x, b.const(b.rand(2, 1, 3, 3))], kernel_shape=[3, 3], auto_pad="BOGUS",
                          node_name="cv"), r"'cv' \(Conv\).*auto_pad"),
     (lambda b, x: b.node("AveragePool", [x], kernel_shape=[2, 2], pads=[0, 0, 1, 1], node_name="ap"),
      r"'ap' \(AveragePool\).*asymmetric"),
@@ -359,3 +359,18 @@ def test_output_independent_of_input_rejected():
                           initializer=b.inits)
     with pytest.raises(ModelError, match="does not depend"):
         graph_from_onnx(helper.make_model(g), "const.onnx")
+
+
+@pytest.mark.parametrize("start,end,target", [(0, 1, [2, 3]), (-2, -1, [6]), (1, None, [1])])
+def test_shape_start_and_end_are_read_when_folded(start, end, target):
+    """Shape with opset 15's start / end: Reshape(x, Concat(Shape(x)[start:end], c)) matches onnxruntime (the fold
+    used to ignore them and give the whole shape)."""
+    attrs = {"start": start} if end is None else {"start": start, "end": end}
+    nodes = [helper.make_node("Shape", ["x"], ["s"], **attrs), helper.make_node("Concat", ["s", "c"], ["t"], axis=0),
+             helper.make_node("Reshape", ["x", "t"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(np.array(target, np.int64), "c")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)])
+    xs = np.random.default_rng(0).standard_normal((4, 6))
+    assert compare_with_ort(graph_from_onnx(m, "shape"), ort_session(m), xs) < 1e-6

@@ -13,6 +13,9 @@ ReLU ``z = relu(x)`` with pre-activation bounds ``l <= x <= u``:
 - unstable, ``milp``: ``z >= x``, ``z >= 0``, ``z <= u v``, ``z <= x - l (1 - v)``, ``v`` binary (big-M);
 - unstable, ``lp``: ``z >= x``, ``z >= 0``, ``z <= u/(u-l) (x - l)`` (the triangle).
 
+The other piecewise-linear element-wise ops (LeakyRelu, Abs, Clip, Sign) are encoded by
+``backends.encoding.piecewise``; any other nonlinear op is an UnsupportedError naming the node.
+
 ``NetworkEncoding.with_objective(C, d)`` adds the epigraph variable ``t`` and the
 rows ``t >= C_i y - d_i``; minimising ``t`` gives ``min_x max_i (C y - d)_i`` over
 the box, the quantity whose sign decides the disjunct (met iff all rows <= 0).
@@ -29,9 +32,11 @@ import torch
 
 from backends.encoding.affine import affine_matrices
 from backends.encoding.model import LinearModel
+from backends.encoding.piecewise import encode_piecewise
 from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
 from verifier.ir.ops import ReLU
+from verifier.ir.ops.piecewise import PiecewiseLinear, Sign
 
 # stability slack: a neuron with u <= STABLE_EPS is treated as inactive, l >= -STABLE_EPS as active
 STABLE_EPS = 1e-9
@@ -211,8 +216,15 @@ def encode_network(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
                 exprs[node.name] = z_expr
                 relu_bins[node.name] = bins
                 n_unstable += k
+            elif isinstance(node.op, (PiecewiseLinear, Sign)):
+                src = node.inputs[0]
+                lo, hi = _bounds_of(pre, src, graph)
+                E, e = exprs[src]
+                exprs[node.name], k = encode_piecewise(b, (_pad(E, b.n), e), lo, hi, node.op, graph.shape_of(src),
+                                                       mode, WIDEN)
+                n_unstable += k
             else:
-                raise UnsupportedError(f"the {mode.upper()} encoding supports ReLU networks only; node "
+                raise UnsupportedError(f"the {mode.upper()} encoding supports piecewise-linear networks only; node "
                                        f"'{node.onnx_node or node.name}' is {node.op.kind}")
             if node.name == out_name:
                 break

@@ -33,13 +33,14 @@ class OnnxNode:
     inputs: list[str]
     out: str
     is_const: list[bool]  # per input: an omitted optional input ("") or a known constant
+    outs: tuple[str, ...] = ()  # every output (``out`` is the first): Split has several
 
     @classmethod
     def read(cls, proto, consts: dict[str, np.ndarray]) -> OnnxNode:
         ins = list(proto.input)
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute}
         return cls(proto.op_type, node_label(proto), attrs, ins, proto.output[0] if proto.output else "",
-                   [i == "" or i in consts for i in ins])
+                   [i == "" or i in consts for i in ins], tuple(proto.output))
 
     def has_input(self, k: int) -> bool:
         """Whether optional input ``k`` is given (present and not the empty name)."""
@@ -60,6 +61,7 @@ class LoadContext:
     shapes: dict[str, tuple[int, ...]]  # per graph value, without the batch axis
     nodes: list[Node] = field(default_factory=list)
     alias: dict[str, str] = field(default_factory=dict)
+    opset: int = 0  # of the default ONNX domain (handlers that run a node in onnxruntime need it)
 
     def error(self, label: str, message: str) -> ModelError:
         return node_error(label, message, self.source)

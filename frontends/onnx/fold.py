@@ -18,7 +18,7 @@ from frontends.onnx.context import LoadContext, OnnxNode, node_error
 from verifier.ir.errors import ModelError
 
 # op types the loader evaluates on constants only (no handler; refused on a graph value)
-CONST_ONLY = {"Shape", "Gather", "Concat", "Cast", "Constant"}
+CONST_ONLY = {"Shape", "Constant", "ConstantOfShape"}
 
 
 def fold_node(ctx: LoadContext, n: OnnxNode) -> bool:
@@ -28,7 +28,9 @@ def fold_node(ctx: LoadContext, n: OnnxNode) -> bool:
         return True
     if n.op_type == "Shape":
         src = ctx.name_of(n.inputs[0])
-        ctx.consts[n.out] = np.array(ctx.consts[src].shape if src in ctx.consts else ctx.shapes[src], dtype=np.int64)
+        shape = tuple(ctx.consts[src].shape if src in ctx.consts else ctx.shapes[src])
+        # opset 15's start / end: a slice of the dims, negative from the back, clamped (as Python's slicing)
+        ctx.consts[n.out] = np.array(shape[n.attrs.get("start", 0):n.attrs.get("end", None)], dtype=np.int64)
         return True
     if all(n.is_const):
         ctx.consts[n.out] = fold(n.op_type, [ctx.consts.get(i) for i in n.inputs], n.attrs, n.label, ctx.source)
@@ -162,9 +164,37 @@ def _gemm(vals, a, label, source):
     return y
 
 
+def _slice(vals, a, label, source):
+    x = vals[0]
+    if len(vals) > 1:
+        starts, ends = vals[1].tolist(), vals[2].tolist()
+        axes = vals[3].tolist() if len(vals) > 3 and vals[3] is not None else list(range(len(starts)))
+        steps = vals[4].tolist() if len(vals) > 4 and vals[4] is not None else [1] * len(starts)
+    else:
+        starts, ends = a["starts"], a["ends"]
+        axes, steps = a.get("axes", list(range(len(starts)))), [1] * len(starts)
+    idx = [slice(None)] * x.ndim
+    for s, e, ax, st in zip(starts, ends, axes, steps):
+        idx[ax] = slice(int(s), int(e), int(st))  # numpy's clamping is ONNX's
+    return x[tuple(idx)]
+
+
+def _constant_of_shape(vals, a, label, source):
+    value = nh.to_array(a["value"]).reshape(-1) if "value" in a else np.zeros(1, dtype=np.float32)
+    return np.full(tuple(int(d) for d in vals[0].reshape(-1)), value[0], dtype=value.dtype)
+
+
+def _elementwise(fn):
+    def evaluate(vals, a, label, source):
+        return fn(vals[0])
+    return evaluate
+
+
 FOLDERS = {
     "Identity": _identity, "Dropout": _identity, "Cast": _cast,
     **{t: _arithmetic(t) for t in ("Add", "Sub", "Mul", "Div")},
     "Gather": _gather, "Concat": _concat, "Unsqueeze": _unsqueeze, "Squeeze": _squeeze, "Reshape": _reshape,
     "Flatten": _flatten, "Transpose": _transpose, "Relu": _relu, "MatMul": _matmul, "Gemm": _gemm,
+    "Slice": _slice, "ConstantOfShape": _constant_of_shape, "Neg": _elementwise(np.negative),
+    "Abs": _elementwise(np.abs), "Sign": _elementwise(np.sign),
 }

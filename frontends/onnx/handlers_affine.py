@@ -1,4 +1,5 @@
-"""Op handlers of the ONNX loader for the affine operators: Gemm, MatMul, Conv, BatchNormalization, Add/Sub/Mul/Div.
+"""Op handlers of the ONNX loader for the affine operators: Gemm, MatMul, Conv (explicit pads or auto_pad),
+ConvTranspose, BatchNormalization, Add/Sub/Mul/Div.
 
 Each takes the network value and constant weights (a product of two network values is refused, as
 it is not piecewise linear) and becomes ``Linear``, ``Conv``, ``Scale``, ``AddNodes`` or a
@@ -10,7 +11,9 @@ import numpy as np
 
 from frontends.onnx.context import LoadContext, OnnxNode
 from frontends.onnx.registry import handler
-from verifier.ir.ops import AddNodes, Conv, Linear, Scale, Transpose
+from verifier.ir.ops import AddNodes, Conv, Linear, Reshape, Scale, Transpose
+from verifier.ir.ops.conv_transpose import ConvTranspose
+from verifier.ir.ops.slicing import Select
 
 
 @handler("Gemm")
@@ -38,10 +41,14 @@ def matmul(ctx: LoadContext, n: OnnxNode) -> None:
     """MatMul(x, constant 2-D W), or MatMul(constant W, x): a linear map on x's second-to-last axis."""
     ins, out, label = n.inputs, n.out, n.label
     if n.is_const[1] and not n.is_const[0]:
-        w = ctx.consts[ins[1]]
+        w, x = ctx.consts[ins[1]], ctx.name_of(ins[0])
+        if w.ndim == 1 and ctx.shapes[x]:  # numpy's rule: a vector operand loses its axis in the result
+            ctx.add(out + "__vec", Linear(ctx.tens(w.reshape(-1, 1)), None), [x], label)
+            ctx.add(out, Reshape(ctx.shapes[out + "__vec"][:-1]), [out + "__vec"], label)
+            return
         if w.ndim != 2:
             raise ctx.error(label, f"MatMul with a {w.ndim}-D constant is not supported")
-        ctx.add(out, Linear(ctx.tens(w), None), [ctx.name_of(ins[0])], label)
+        ctx.add(out, Linear(ctx.tens(w), None), [x], label)
     elif n.is_const[0] and not n.is_const[1]:
         w, x = ctx.consts[ins[0]], ctx.name_of(ins[1])
         nx = len(ctx.shapes[x])
@@ -68,12 +75,75 @@ def conv(ctx: LoadContext, n: OnnxNode) -> None:
     nd = w.ndim - 2
     if nd not in (1, 2):
         raise ctx.error(n.label, "only 1-D and 2-D convolutions are supported")
-    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise ctx.error(n.label, "Conv auto_pad is not supported")
+    x = ctx.name_of(n.inputs[0])
+    strides, dilations = a.get("strides", [1] * nd), a.get("dilations", [1] * nd)
+    pads = _auto_pads(ctx, n, ctx.shapes[x][-nd:], w.shape[2:], strides, dilations)
     b = ctx.tens(ctx.consts[n.inputs[2]]) if n.has_input(2) else None
-    op = Conv(ctx.tens(w), b, a.get("strides", [1] * nd), a.get("pads", [0] * 2 * nd), a.get("dilations", [1] * nd),
-              a.get("group", 1))
-    ctx.add(n.out, op, [ctx.name_of(n.inputs[0])], n.label)
+    op = Conv(ctx.tens(w), b, strides, pads, dilations, a.get("group", 1))
+    ctx.add(n.out, op, [x], n.label)
+
+
+def _auto_pad(n: OnnxNode) -> str:
+    p = n.attrs.get("auto_pad", b"NOTSET")
+    return p.decode() if isinstance(p, bytes) else str(p)
+
+
+def _auto_pads(ctx: LoadContext, n: OnnxNode, spatial, kernel, strides, dilations) -> list[int]:
+    """The explicit pads of a Conv: ``pads`` (NOTSET), zeros (VALID) or the SAME_UPPER / SAME_LOWER pads that
+    make the output ``ceil(in / stride)`` long (the odd one at the end / the beginning)."""
+    mode = _auto_pad(n)
+    nd = len(kernel)
+    if mode == "NOTSET":
+        return list(n.attrs.get("pads", [0] * 2 * nd))
+    if mode == "VALID":
+        return [0] * 2 * nd
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
+        raise ctx.error(n.label, f"unknown auto_pad {mode!r}")
+    begin, end = [], []
+    for size, k, s, d in zip(spatial, kernel, strides, dilations):
+        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, big = total // 2, total - total // 2
+        begin.append(small if mode == "SAME_UPPER" else big)
+        end.append(big if mode == "SAME_UPPER" else small)
+    return begin + end
+
+
+@handler("ConvTranspose")
+def conv_transpose(ctx: LoadContext, n: OnnxNode) -> None:
+    """ConvTranspose(x, constant W[, constant b]), 1-D to 3-D: explicit pads and output_padding, or the pads that
+    ``output_shape`` / ``auto_pad`` imply."""
+    if not all(n.is_const[1:]):
+        raise ctx.error(n.label, "ConvTranspose weights must be constant")
+    a = n.attrs
+    w = ctx.consts[n.inputs[1]]
+    nd = w.ndim - 2
+    if nd not in (1, 2, 3):
+        raise ctx.error(n.label, "only 1-D to 3-D transposed convolutions are supported")
+    x = ctx.name_of(n.inputs[0])
+    spatial = ctx.shapes[x][-nd:]
+    strides, dilations = list(a.get("strides", [1] * nd)), list(a.get("dilations", [1] * nd))
+    out_pad = list(a.get("output_padding", [0] * nd))
+    k = w.shape[2:]
+    full = [s * (i - 1) + op + (kk - 1) * d + 1 for i, s, op, kk, d in zip(spatial, strides, out_pad, k, dilations)]
+    mode = _auto_pad(n)
+    if "output_shape" in a or mode in ("SAME_UPPER", "SAME_LOWER"):
+        want = list(a["output_shape"])[-nd:] if "output_shape" in a else [i * s for i, s in zip(spatial, strides)]
+        total = [f - o for f, o in zip(full, want)]
+        if min(total) < 0:
+            raise ctx.error(n.label, f"output_shape {want} is larger than the full output {full}")
+        if mode == "SAME_UPPER":  # the odd one at the end; otherwise (SAME_LOWER, NOTSET) at the beginning
+            pads = [t // 2 for t in total] + [t - t // 2 for t in total]
+        else:
+            pads = [t - t // 2 for t in total] + [t // 2 for t in total]
+    elif mode == "VALID":
+        pads = [0] * 2 * nd
+    elif mode == "NOTSET":
+        pads = list(a.get("pads", [0] * 2 * nd))
+    else:
+        raise ctx.error(n.label, f"unknown auto_pad {mode!r}")
+    b = ctx.tens(ctx.consts[n.inputs[2]]) if n.has_input(2) else None
+    op = ConvTranspose(ctx.tens(w), b, strides, pads, dilations, a.get("group", 1), out_pad)
+    ctx.add(n.out, op, [x], n.label)
 
 
 @handler("BatchNormalization")
@@ -107,6 +177,26 @@ def arithmetic(ctx: LoadContext, n: OnnxNode) -> None:
             raise ctx.error(label, "division by a constant that contains 0")
         scale, shift = {"Add": (None, c), "Sub": (None, -c), "Mul": (c, None),
                         "Div": (1.0 / np.where(c == 0, 1, c), None)}[op_type]
+    x = _broadcast_to(ctx, x, [v for v in (scale, shift) if v is not None], n.out, label)
     xs = ctx.shapes[x]
     ctx.add(n.out, Scale(ctx.scale_const(scale, xs, label) if scale is not None else None,
                          ctx.scale_const(shift, xs, label) if shift is not None else None), [x], label)
+
+
+def _broadcast_to(ctx: LoadContext, x: str, consts: list, out: str, label: str) -> str:
+    """``x`` broadcast to the shape it has with the constants ``consts`` of an elementwise op: a Reshape that adds
+    the leading axes, then a Select that repeats the size-1 axes (no node where ``x`` keeps its shape)."""
+    xs = tuple(ctx.shapes[x])
+    try:
+        target = np.broadcast_shapes(xs, *[np.shape(c) for c in consts])
+    except ValueError:
+        raise ctx.error(label, f"constant of shape {[np.shape(c) for c in consts]} does not broadcast with the "
+                        f"input of shape {xs}") from None
+    if target == xs:
+        return x
+    if len(target) > len(xs):
+        ctx.add(out + "__rank", Reshape((1,) * (len(target) - len(xs)) + xs), [x], label)
+        x = out + "__rank"
+    picks = [(a, np.zeros(t, dtype=np.int64)) for a, (s, t) in enumerate(zip(ctx.shapes[x], target)) if s != t]
+    ctx.add(out + "__bcast", Select(picks), [x], label)
+    return out + "__bcast"

@@ -16,7 +16,16 @@ import onnx.numpy_helper as nh
 import torch
 
 # importing the handler modules registers their op types in HANDLERS
-from frontends.onnx import handlers_activation, handlers_affine, handlers_pool, handlers_shape  # noqa: F401
+from frontends.onnx import (  # noqa: F401
+    handlers_activation,
+    handlers_affine,
+    handlers_piecewise,
+    handlers_pool,
+    handlers_reduce,
+    handlers_resize,
+    handlers_shape,
+    handlers_slicing,
+)
 from frontends.onnx.context import LoadContext, OnnxNode, node_label
 from frontends.onnx.files import read_model_bytes
 from frontends.onnx.fold import CONST_ONLY, fold_node
@@ -64,7 +73,8 @@ def graph_from_onnx(model, source: str = "<model>", dtype=torch.float32, device=
         raise ModelError(f"input '{inp.name}' has {n_elements:.3g} elements (shape {list(in_shape)}), more than "
                          f"limits.tensor_elements = {max_input_elements}; raise it with --set "
                          f"limits.tensor_elements=N (0: no limit)", source)
-    ctx = LoadContext(source, dtype, consts, {inp.name: in_shape})
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    ctx = LoadContext(source, dtype, consts, {inp.name: in_shape}, opset=opset)
     for proto in g.node:
         try:
             n = OnnxNode.read(proto, consts)

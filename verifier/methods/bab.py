@@ -14,6 +14,7 @@ from verifier.bounds.spec_bounds import bound_spec
 from verifier.certificates.lipschitz.fastpath import lipschitz_fast_path
 from verifier.ir.deadline import Deadline
 from verifier.ir.errors import UnsupportedError
+from verifier.ir.lower_piecewise import lower_piecewise
 from verifier.ir.ops import ReLU
 from verifier.ir.problem import Problem
 from verifier.ir.result import Result, Verdict
@@ -34,6 +35,8 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, name: 
     fast = _lipschitz_fast_path(problem, deadline)
     if fast is not None:
         return fast
+    # LeakyRelu, Abs, Clip, Max / Min with a constant as ReLU nodes (the same function): ReLU splitting applies
+    problem = replace(problem, graph=lower_piecewise(problem.graph))
     other = sorted({n.op.kind for n in problem.graph.nonlinear_nodes() if not isinstance(n.op, ReLU)})
     if other:
         return _non_relu(problem, options, deadline, name, other)
