@@ -1,10 +1,12 @@
 """VNN-LIB 2.0 network declarations: :class:`TensorDecl`, :class:`NetworkDecl`, and reading them.
 
-``(declare-network NAME (declare-input X TYPE [d1,...]) (declare-output Y TYPE [d1,...]))`` as read by
-:mod:`frontends.vnnlib.sexpr`: one input, one output (theory SIO), no hidden nodes (NH), no
-``equal-to`` / ``isomorphic-to`` (SNET). Element types are ``Real`` or an ONNX type name. A tensor of
-more than ``limits.tensor_elements`` elements (the product of its dimensions) is refused as its
-declaration is read, before anything is made for it.
+``(declare-network NAME [(equal-to M) | (isomorphic-to M)] (declare-input X TYPE [d1,...] ["onnx-name"])...
+(declare-hidden H TYPE [d1,...] "onnx-name")... (declare-output Y TYPE [d1,...] ["onnx-name"])...)`` as read by
+:mod:`frontends.vnnlib.sexpr`: one or more inputs and outputs (theories SIO / MIO), hidden nodes (an
+intermediate ONNX tensor named by its string, theory H), and an equivalence to another network (``equal-to``:
+the same model, its own variables; ``isomorphic-to``: the same structure, its own model). Element types are
+``real`` (also ``Real``) or an ONNX type name. A tensor of more than ``limits.tensor_elements`` elements (the
+product of its dimensions) is refused as its declaration is read, before anything is made for it.
 """
 from __future__ import annotations
 
@@ -63,6 +65,11 @@ class NetworkDecl:
     equivalence: tuple[str, str] | None = None  # ("equal-to" | "isomorphic-to", other network)
     line: int = 0
 
+    @property
+    def declarations(self) -> tuple[TensorDecl, ...]:
+        """Inputs, hidden nodes, outputs: the standard's order (that of a satisfying assignment)."""
+        return self.inputs + self.hidden + self.outputs
+
 
 def read_network(src: Source, st: list, names: set[str]) -> tuple[NetworkDecl, list[tuple[list, TensorDecl]]]:
     """The network that statement ``st`` declares, and its tensor declarations (node, decl) in order.
@@ -81,6 +88,8 @@ def read_network(src: Source, st: list, names: set[str]) -> tuple[NetworkDecl, l
         if h in ("equal-to", "isomorphic-to"):
             if len(it) != 3 or not isinstance(it[2], tuple):
                 raise src.error(f"expected ({h} NETWORK)", it[0])
+            if equiv is not None:
+                raise src.error(f"network {name} is declared {equiv[0]} {equiv[1]} already", it[0])
             equiv = (h, it[2][0])
         elif h in ("declare-input", "declare-output", "declare-hidden"):
             decl = _read_tensor(src, it, h.split("-")[1], names)
@@ -90,14 +99,9 @@ def read_network(src: Source, st: list, names: set[str]) -> tuple[NetworkDecl, l
             raise src.error("expected (declare-input ...), (declare-output ...), (declare-hidden ...), "
                             "(equal-to ...) or (isomorphic-to ...) in a network declaration",
                             it[0] if isinstance(it, list) else it[1])
-    if equiv is not None:
-        raise src.error(f"({equiv[0]} {equiv[1]}) refers to another network; only single-network queries "
-                        "(theory SNET) are supported", st[0])
-    if hidden:
-        raise src.error(f"hidden node declarations ({hidden[0].name}) are not supported (theory NH only)", st[0])
-    if len(ins) != 1 or len(outs) != 1:
-        raise src.error(f"network {name} declares {len(ins)} inputs and {len(outs)} outputs; exactly one "
-                        "of each is supported (theory SIO)", st[0])
+    if not ins or not outs:
+        raise src.error(f"network {name} declares {len(ins)} inputs and {len(outs)} outputs; a network needs at "
+                        "least one of each", st[0])
     return NetworkDecl(name, tuple(ins), tuple(outs), tuple(hidden), equiv, src.line(st[0])), tensors
 
 

@@ -1,14 +1,15 @@
-"""The commands of ``vnnlib-solver`` (see ``vnnlib_solver``): ``verify`` (decide a query) and ``supports``."""
+"""The ``verify`` command of ``vnnlib-solver`` (see ``vnnlib_solver``; ``supports`` is in ``vnnlib_supports``)."""
 from __future__ import annotations
 
 import logging
 import sys
 
+import numpy as np
 import onnx
 
 from frontends.load import check_model_on_spec, load_model
 from frontends.onnx.files import read_model_bytes
-from frontends.onnx.loader import SUPPORTED
+from frontends.vnnlib.compose import check_element_types, compose, isomorphism_problems
 from frontends.vnnlib.files import read_spec_text
 from frontends.vnnlib.v1 import parse_vnnlib
 from frontends.vnnlib.v2 import detect_version, parse_query
@@ -22,37 +23,8 @@ from verifier.settings import VerifyOptions
 
 log = logging.getLogger("verifier.vnnlib2")
 
-ELEMENT_TYPE_NAMES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-                      9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
-
-
-GRAPH_VALUE_ONLY_EXCLUDED = {"Gather", "Concat", "Cast"}  # supported on constants only
-
-
 class UsageError(Exception):
     pass
-
-
-def _supports_answers() -> dict[str, list[str]]:
-    try:
-        max_opset = str(onnx.defs.onnx_opset_version())
-    except Exception:
-        max_opset = "21"
-    return {
-        "onnx-opset-versions": ["7", max_opset],
-        "onnx-element-types": ["real"],
-        "onnx-operators": sorted(SUPPORTED - GRAPH_VALUE_ONLY_EXCLUDED),
-        "onnx-operators-unsat-proofs": [],
-        "vnnlib-versions": ["1.0", "2.0"],
-        "hidden-node-theories": ["NH"],
-        "multiple-input-output-theories": ["SIO"],
-        "multiple-network-theories": ["SNET"],
-        "multiple-node-comparison-theories": ["SNC"],
-        "arithmetic-complexity-theories": ["BND", "COUT"],
-        "optimised-disjunctive-reasoning": ["false"],
-        "serialise-assignments": ["false"],
-        "unsat-proofs": ["false"],
-    }
 
 
 # ----------------------------------------------------------------------------- verify
@@ -68,47 +40,63 @@ def _network_args(items: list[str]) -> dict[str, str]:
     return nets
 
 
-def _onnx_io_types(data: bytes) -> tuple[str | None, str | None, list | None, list | None]:
-    """(input element type, output element type, input shape, output shape) of the serialised ONNX model."""
+def _onnx_io_shapes(data: bytes) -> tuple[list | None, list | None]:
+    """(input shape, output shape) of the serialised one-input, one-output ONNX model."""
     m = onnx.load_from_string(data)
     inits = {i.name for i in m.graph.initializer}
     ins = [i for i in m.graph.input if i.name not in inits]
 
-    def info(v):
-        t = v.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-        return ELEMENT_TYPE_NAMES.get(t.elem_type, str(t.elem_type)), shape
+    def shape(v):
+        return [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
 
-    it, ishape = info(ins[0]) if ins else (None, None)
-    ot, oshape = info(m.graph.output[0]) if m.graph.output else (None, None)
-    return it, ot, ishape, oshape
-
-
-def _check_types(query, data: bytes, floats_as_real: bool) -> None:
-    net = query.network
-    decls = [net.inputs[0], net.outputs[0]]
-    if all(d.is_real for d in decls):
-        return
-    it, ot, _, _ = _onnx_io_types(data)
-    for d, actual in zip(decls, (it, ot)):
-        if not d.is_real and actual is not None and d.dtype != actual:
-            raise UsageError(f"{d.name} is declared {d.dtype} but the model's {d.kind} is {actual}")
-    if not floats_as_real:
-        bad = next(d for d in decls if not d.is_real)
-        raise UsageError(f"{bad.name} is declared {bad.dtype}: this solver supports the 'real' element type only "
-                         "(analysis in real arithmetic); declare Real, or pass --treat-floats-as-real to consent")
+    return (shape(ins[0]) if ins else None), (shape(m.graph.output[0]) if m.graph.output else None)
 
 
 def _check_shapes(query, data: bytes) -> None:
     net = query.network
     try:
-        _, _, ishape, oshape = _onnx_io_types(data)
+        ishape, oshape = _onnx_io_shapes(data)
     except Exception:
         return
     for d, shape in ((net.inputs[0], ishape), (net.outputs[0], oshape)):
         if shape and all(isinstance(s, int) and s > 0 for s in shape) and tuple(shape) != d.shape:
             log.warning("%s is declared with shape %s, the model's %s has %s (same size: elements are matched in "
                         "row-major order)", d.name, list(d.shape), d.kind, shape)
+
+
+def _model_paths(query, nets: dict[str, str]) -> dict[str, str]:
+    """The model file of each declared network that needs one (all but those declared ``equal-to`` another)."""
+    declared = {n.name: n for n in query.networks}
+    need = [n.name for n in query.networks if n.equivalence is None or n.equivalence[0] != "equal-to"]
+    for name in nets:
+        if name not in declared:
+            raise UsageError(f"--network {name}: the query declares no network of that name "
+                             f"(it declares {', '.join(declared)})")
+        if name not in need:
+            other = declared[name].equivalence[1]
+            raise UsageError(f"--network {name}: network {name} is declared equal-to {other} and takes its model; "
+                             f"give none for it")
+    for name in need:
+        if name not in nets:
+            raise UsageError(f"the query declares network {name}: give its model with --network {name}=PATH")
+    return {name: nets[name] for name in need}
+
+
+def _query_model(query, nets: dict[str, str]) -> tuple[bytes, str]:
+    """The model of a 2.0 query (serialised) and its name: the network's own file for a plain query, else the
+    composition of its networks (:mod:`frontends.vnnlib.compose`). The element types are checked first."""
+    paths = _model_paths(query, nets)
+    data = {name: read_model_bytes(path) for name, path in paths.items()}
+    protos = {name: onnx.load_from_string(b) for name, b in data.items()}
+    check_element_types(query, protos)
+    for line in isomorphism_problems(query, protos):
+        log.warning("%s", line)
+    if query.is_plain:
+        name = query.network.name
+        return data[name], str(paths[name])
+    composed = compose(query, protos)
+    source = " + ".join(f"{k}={v}" for k, v in paths.items())
+    return composed.SerializeToString(), f"{source} (composed for the query)"
 
 
 def _assignment_lines(decl_shapes: list[tuple[str, str, tuple]], values: list) -> list[str]:
@@ -128,31 +116,21 @@ def cmd_verify(args) -> int:
         text, spec_path = read_spec_text(args.query, deadline=deadline)  # the default limits (no --set here)
         version = detect_version(text)
         query = parse_query(text, spec_path, deadline=deadline) if version == "2.0" else None
-        if query is not None:
-            name = query.network.name
-            extra = sorted(set(nets) - {name})
-            if extra:
-                raise UsageError(f"--network {extra[0]}: the query declares no network of that name "
-                                 f"(it declares {name})")
-            if name not in nets:
-                raise UsageError(f"the query declares network {name}: give its model with --network {name}=PATH")
-            model_path = nets[name]
-        else:
-            if len(nets) != 1:
-                raise UsageError(f"a VNN-LIB 1.0 query needs exactly one --network NAME=PATH (got {len(nets)})")
-            model_path = next(iter(nets.values()))
+        if query is None and len(nets) != 1:
+            raise UsageError(f"a VNN-LIB 1.0 query needs exactly one --network NAME=PATH (got {len(nets)})")
         if args.serialise_assignments:
             log.warning("--serialise-assignments is not supported (see `supports --serialise-assignments`); "
                         "the assignment is printed on stdout")
-        if args.unsat_proofs:
-            log.warning("--unsat-proofs is not supported (see `supports --unsat-proofs`); no proof is written")
-        data = read_model_bytes(model_path)  # read once: the type checks, the graph and the reference
         if query is not None:
-            _check_types(query, data, args.treat_floats_as_real)
+            data, model_path = _query_model(query, nets)
+        else:
+            model_path = next(iter(nets.values()))
+            data = read_model_bytes(model_path)  # read once: the graph and the reference
         model = load_model(data, str(model_path))  # the static load-time check, then the graph
         graph = model.graph
         if query is not None:
-            _check_shapes(query, data)
+            if query.is_plain:
+                _check_shapes(query, data)
             spec = query.to_spec(graph.n_inputs, graph.n_outputs, deadline=deadline)
         else:
             spec = parse_vnnlib(text, spec_path, graph.n_inputs, graph.n_outputs, deadline=deadline)
@@ -180,23 +158,13 @@ def cmd_verify(args) -> int:
     lines = [word]
     if result.verdict is Verdict.SAT:
         cex = result.counterexample
+        x, y = np.asarray(cex.x, dtype=np.float64).reshape(-1), np.asarray(cex.y, dtype=np.float64).reshape(-1)
         if query is not None:
-            i, o = query.network.inputs[0], query.network.outputs[0]
-            decls = [(i.name, i.dtype, i.shape), (o.name, o.dtype, o.shape)]
+            decls = [((d.name, d.dtype, d.shape), v) for d, v in query.values(x, y)]
         else:
-            decls = [("X", "Real", (spec.n_inputs,)), ("Y", "Real", (spec.n_outputs,))]
-        lines += _assignment_lines(decls, [cex.x, cex.y])
+            decls = [(("X", "Real", (spec.n_inputs,)), x), (("Y", "Real", (spec.n_outputs,)), y)]
+        lines += _assignment_lines([d for d, _ in decls], [v for _, v in decls])
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
     return 0
 
-
-def cmd_supports(args) -> int:
-    answers = _supports_answers()
-    asked = [k for k in answers if getattr(args, k.replace("-", "_"))]
-    if len(asked) != 1:
-        print("error: name exactly one capability, e.g. `supports --vnnlib-versions`", file=sys.stderr)
-        return 2
-    for line in answers[asked[0]]:
-        print(line)
-    return 0
