@@ -3,7 +3,8 @@
 Imports go one way, from the bottom to the top:
 
     verifier.ir <- verifier.settings <- frontends <- verifier.bounds <- verifier.attack <- backends
-    <- verifier.bab <- verifier.certificates <- verifier.methods <- verifier.api <- verifier.bench <- verifier.cli
+    <- verifier.bab <- verifier.certificates <- verifier.training <- verifier.methods <- verifier.api
+    <- verifier.robustness <- verifier.bench <- verifier.cli
 
 A module may import its own layer and the layers below it, never one above. Imports inside functions
 are for optional dependencies only (a missing one must not break the rest).
@@ -18,8 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("verifier", "frontends", "backends")
 LAYERS = ("verifier.ir", "verifier.settings", "frontends", "verifier.bounds", "verifier.attack", "backends",
-          "verifier.bab", "verifier.certificates", "verifier.methods", "verifier.api", "verifier.bench",
-          "verifier.cli")
+          "verifier.bab", "verifier.certificates", "verifier.training", "verifier.methods", "verifier.api",
+          "verifier.robustness", "verifier.bench", "verifier.cli")
 OPTIONAL = {"gurobipy", "pulp", "ray", "cvxpy", "clarabel", "matplotlib", "sklearn", "threadpoolctl"}
 
 

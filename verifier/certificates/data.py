@@ -1,6 +1,7 @@
-"""Labelled data sets for the certificate commands (``verify smooth``, ``verify lipschitz``): ``.npz`` files
-with arrays ``x`` and ``y``, read by :func:`load_labelled_npz`, with :class:`DataError` for a file that
-cannot be used."""
+"""Labelled data sets for the certificate commands (``verify smooth``, ``verify lipschitz``) and for training:
+``.npz`` files with arrays ``x`` and ``y``, read by :func:`load_labelled_npz`, with :class:`DataError` for a file
+that cannot be used; scikit-learn's 8x8 digits scaled to [0, 1] (:func:`load_digits_split`) and the seeded
+train/test split both use (:func:`split_train_test`)."""
 from __future__ import annotations
 
 import os
@@ -64,3 +65,22 @@ def load_labelled_npz(path: str | os.PathLike, example_size: int | None = None) 
             raise DataError(f"each example of 'x' has {per} values (shape {x.shape[1:]}), "
                             f"the model takes {example_size}", p)
     return x.astype(np.float32), y.astype(np.int64)
+
+
+def split_train_test(x: np.ndarray, y: np.ndarray, test_fraction: float = 0.3, seed: int = 0):
+    """A seeded random split: ``(x_train, y_train, x_test, y_test)``, ``round(N * test_fraction)`` test examples."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(x))
+    n_test = int(round(len(x) * test_fraction))
+    te, tr = perm[:n_test], perm[n_test:]
+    return x[tr], y[tr], x[te], y[te]
+
+
+def load_digits_split(test_fraction: float = 0.3, seed: int = 0):
+    """scikit-learn's digits, pixels scaled to [0, 1]: ``(x_train, y_train, x_test, y_test)``, x as (N, 64) float32."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)
+    y = d.target.astype(np.int64)
+    return split_train_test(x, y, test_fraction, seed)

@@ -33,6 +33,9 @@ SUBCOMMANDS = {
     "smooth": "verifier.cli.smooth",
     "lipschitz": "verifier.cli.lipschitz",
     "methods": "verifier.cli.methods",
+    "train": "verifier.cli.train",
+    "attack-blackbox": "verifier.cli.attack_blackbox",
+    "radius": "verifier.cli.radius",
 }
 VERIFY_MODULE = "verifier.cli.verify"  # run(args, options, deadline) of `verify MODEL SPEC`
 

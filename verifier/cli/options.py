@@ -13,13 +13,16 @@ from verifier.settings import VerifyOptions
 from verifier.settings.config import build_options
 
 DESCRIPTION = """\
-Formal verification of ReLU networks (ONNX) against VNN-LIB properties.
+Formal verification of neural networks (ONNX) against VNN-LIB properties.
 
   verify MODEL.onnx SPEC.vnnlib [options]     prove (unsat) or falsify (sat) a property
   verify compare MODEL SPEC                   run several methods side by side
   verify bench BENCH_DIR                      run a VNN-COMP benchmark folder
   verify smooth MODEL --data X.npz --sigma S  randomized-smoothing certificates
   verify lipschitz MODEL --data X.npz         Lipschitz certificates
+  verify train --out MODEL.onnx [--mode M]    train a classifier for verifiability
+  verify radius MODEL --data X.npz            [certified, attacked] robustness radii
+  verify attack-blackbox MODEL --data X.npz   black-box attacks (substitute model, SimBA)
   verify methods                              list the methods for --method
 
 The first line of stdout is the verdict: sat (a counterexample, validated with

@@ -11,6 +11,9 @@ Command line (writes a model and a labelled test set for ``verify smooth`` /
 
     python -m verifier.certificates.smoothing.train --sigma 0.25 --arch mlp --out digits_mlp.onnx \
         --data-out digits_test.npz
+
+``verify train --mode noise --sigma 0.25`` (``verifier.training``) trains such models too, with the other
+training modes and Lipschitz-bounded layers.
 """
 from __future__ import annotations
 
@@ -20,29 +23,16 @@ import sys
 import warnings
 
 import numpy as np
-import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from verifier.certificates.data import load_digits_split
+from verifier.certificates.onnx_writer import sequential_steps, write_onnx
 from verifier.certificates.threads import torch_threads
 
 DIGITS_SHAPE = {"mlp": (64,), "cnn": (1, 8, 8)}
-
-
-# --------------------------------------------------------------------------- data
-def load_digits_split(test_fraction: float = 0.3, seed: int = 0):
-    """scikit-learn's digits, pixels scaled to [0, 1]: ``(x_train, y_train, x_test, y_test)``, x as (N, 64) float32."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.data / 16.0).astype(np.float32)
-    y = d.target.astype(np.int64)
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(x))
-    n_test = int(round(len(x) * test_fraction))
-    te, tr = perm[:n_test], perm[n_test:]
-    return x[tr], y[tr], x[te], y[te]
+__all__ = ["DIGITS_SHAPE", "load_digits_split", "make_mlp", "make_cnn", "train_noisy", "accuracy",
+           "train_digits_model", "export_onnx", "main"]
 
 
 # --------------------------------------------------------------------------- models
@@ -149,49 +139,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape, method: 
 
 
 def _export_sequential_helper(model: nn.Module, path: str, input_shape) -> None:
-    mods = list(model) if isinstance(model, nn.Sequential) else [model]
-    nodes, inits = [], []
-    cur = "input"
-    for k, m in enumerate(mods):
-        out = f"t{k}"
-        if isinstance(m, nn.Linear):
-            w = m.weight.detach().numpy().astype(np.float32)
-            inits.append(numpy_helper.from_array(w, f"W{k}"))
-            ins = [cur, f"W{k}"]
-            if m.bias is not None:
-                inits.append(numpy_helper.from_array(m.bias.detach().numpy().astype(np.float32), f"B{k}"))
-                ins.append(f"B{k}")
-            nodes.append(helper.make_node("Gemm", ins, [out], name=f"gemm{k}", transB=1))
-        elif isinstance(m, nn.Conv2d):
-            if isinstance(m.padding, str):
-                raise ValueError("string padding is not supported by the helper exporter")
-            inits.append(numpy_helper.from_array(m.weight.detach().numpy().astype(np.float32), f"W{k}"))
-            ins = [cur, f"W{k}"]
-            if m.bias is not None:
-                inits.append(numpy_helper.from_array(m.bias.detach().numpy().astype(np.float32), f"B{k}"))
-                ins.append(f"B{k}")
-            ph, pw = m.padding
-            nodes.append(helper.make_node("Conv", ins, [out], name=f"conv{k}", kernel_shape=list(m.kernel_size),
-                                          strides=list(m.stride), pads=[ph, pw, ph, pw], dilations=list(m.dilation),
-                                          group=m.groups))
-        elif isinstance(m, nn.ReLU):
-            nodes.append(helper.make_node("Relu", [cur], [out], name=f"relu{k}"))
-        elif isinstance(m, nn.Flatten):
-            nodes.append(helper.make_node("Flatten", [cur], [out], name=f"flatten{k}", axis=1))
-        else:
-            raise ValueError(f"the helper exporter does not support {type(m).__name__}")
-        cur = out
     with torch.no_grad():
         n_out = int(model(torch.zeros(1, *input_shape)).reshape(1, -1).shape[1])
-    nodes.append(helper.make_node("Identity", [cur], ["logits"], name="output"))
-    graph = helper.make_graph(
-        nodes, "smoothing_model",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", *input_shape])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_out])], inits)
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    onnx_model.ir_version = 8
-    onnx.checker.check_model(onnx_model)
-    onnx.save(onnx_model, path)
+    write_onnx(sequential_steps(model), path, input_shape, n_out, name="smoothing_model")
 
 
 # --------------------------------------------------------------------------- command line
