@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from verifier.ir.ops.base import Op, sum_except_first, vjp_linear
+from verifier.ir.ops.base import Op, channel_bias_constant, no_constant, sum_except_first, vjp_linear
 
 
 def _ibp_affine(op: Op, lo: torch.Tensor, hi: torch.Tensor, abs_linear):
@@ -37,7 +37,7 @@ class Linear(Op):
     def backward(self, A, in_shapes):
         A_in = A @ self.weight.T
         if self.bias is None:
-            c = torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+            c = no_constant(A)
         else:  # sum of A * bias over the node's axes, as one matrix-vector product
             c = A.reshape(A.shape[0], -1) @ self.bias.expand(A.shape[1:]).reshape(-1)
         return [A_in], c
@@ -99,12 +99,7 @@ class Conv(Op):
 
     def backward(self, A, in_shapes):
         A_in = self.transpose(A, in_shapes[0])
-        if self.bias is None:
-            c = torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
-        else:
-            shape = [1] * (A.dim() - self.nd - 1) + [-1] + [1] * self.nd
-            c = sum_except_first(A * self.bias.reshape(shape))
-        return [A_in], c
+        return [A_in], channel_bias_constant(A, self.bias, self.nd)
 
     def transpose(self, A, in_shape):
         """``A o J`` of the convolution (bias excluded) by one transposed convolution: coefficients on
@@ -181,7 +176,7 @@ class Scale(Op):
         if A_in.shape[1:] != tuple(in_shapes[0]):
             A_in = A_in.expand(A.shape[0], *in_shapes[0])
         if self.shift is None:
-            c = torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+            c = no_constant(A)
         else:
             c = sum_except_first(A * self.shift)
         return [A_in], c
@@ -218,7 +213,7 @@ class AveragePool(Op):
 
     def backward(self, A, in_shapes):
         A_in = vjp_linear(self.forward, A, in_shapes[0])
-        return [A_in], torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+        return [A_in], no_constant(A)
 
 
 class AddNodes(Op):
@@ -247,7 +242,7 @@ class AddNodes(Op):
             if a.shape[1:] != tuple(shp):  # input was broadcast: sum the broadcast axes back
                 a = _unbroadcast(a, shp)
             outs.append(a)
-        return outs, torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+        return outs, no_constant(A)
 
     def linear_forward(self, fa, fb):
         def part(s, f):

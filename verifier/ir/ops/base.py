@@ -66,6 +66,20 @@ def sum_except_first(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1).sum(dim=1)
 
 
+def no_constant(A: torch.Tensor) -> torch.Tensor:
+    """The ``(N,)`` constant term of an affine op without a bias: zeros."""
+    return torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+
+
+def channel_bias_constant(A: torch.Tensor, bias: torch.Tensor | None, nd: int) -> torch.Tensor:
+    """The ``(N,)`` constant ``A . b`` of a per-channel ``bias`` (None: zeros) on an output ``(N, ..., C, *spatial)``
+    with ``nd`` spatial axes (Conv, ConvTranspose)."""
+    if bias is None:
+        return no_constant(A)
+    shape = [1] * (A.dim() - nd - 1) + [-1] + [1] * nd
+    return sum_except_first(A * bias.reshape(shape))
+
+
 def vjp_linear(fn, A: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
     """Coefficients on the input of the linear map ``fn`` (bias excluded): ``A o J``.
 

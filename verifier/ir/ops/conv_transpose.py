@@ -1,10 +1,9 @@
 """Transposed convolution (ONNX ConvTranspose), 1-D to 3-D, with pads and output padding."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
-from verifier.ir.ops.base import Op, sum_except_first, vjp_linear
+from verifier.ir.ops.base import Op, channel_bias_constant, vjp_linear
 
 _FNS = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
@@ -52,12 +51,7 @@ class ConvTranspose(Op):
 
     def backward(self, A, in_shapes):
         A_in = vjp_linear(lambda x: self._apply(x, self.weight, None), A, in_shapes[0])
-        if self.bias is None:
-            c = torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
-        else:
-            shape = [1] * (A.dim() - self.nd - 1) + [-1] + [1] * self.nd
-            c = sum_except_first(A * self.bias.reshape(shape))
-        return [A_in], c
+        return [A_in], channel_bias_constant(A, self.bias, self.nd)
 
     def describe(self):
         return f"ConvTranspose({self.weight.shape[0]}->{self.weight.shape[1] * self.group}, " \

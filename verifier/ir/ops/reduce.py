@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from verifier.ir.ops.base import Op
+from verifier.ir.ops.base import Op, no_constant
 
 
 class ReduceSum(Op):
@@ -33,7 +33,7 @@ class ReduceSum(Op):
         A_in = A.expand(A.shape[0], *in_shapes[0])
         if self.scale != 1.0:
             A_in = A_in * self.scale
-        return [A_in], torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+        return [A_in], no_constant(A)
 
     def describe(self):
         return f"ReduceSum(axes {self.axes}{', x%g' % self.scale if self.scale != 1.0 else ''})"
@@ -68,7 +68,7 @@ class AxisMatrix(Op):
     def backward(self, A, in_shapes):
         for axis, m in reversed(self.mats):
             A = torch.movedim(torch.movedim(A, axis + 1, -1) @ m.to(A.dtype), -1, axis + 1)
-        return [A], torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+        return [A], no_constant(A)
 
     def describe(self):
         return "AxisMatrix(" + ", ".join(f"axis {a}: {m.shape[1]}->{m.shape[0]}" for a, m in self.mats) + ")"

@@ -1,9 +1,7 @@
 """Operators that only move values around: Reshape (Flatten, Squeeze, ...) and Transpose."""
 from __future__ import annotations
 
-import torch
-
-from verifier.ir.ops.base import Op
+from verifier.ir.ops.base import Op, no_constant
 
 
 class Reshape(Op):
@@ -19,7 +17,7 @@ class Reshape(Op):
         return self.forward(b[0]), self.forward(b[1])
 
     def backward(self, A, in_shapes):
-        return [A.reshape(A.shape[0], *in_shapes[0])], torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+        return [A.reshape(A.shape[0], *in_shapes[0])], no_constant(A)
 
     def linear_forward(self, fl):
         (Lw, Lb), (Uw, Ub) = fl
@@ -49,7 +47,7 @@ class Transpose(Op):
         return self.forward(b[0]), self.forward(b[1])
 
     def backward(self, A, in_shapes):
-        return [A.permute(0, *[p + 1 for p in self.inv])], torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+        return [A.permute(0, *[p + 1 for p in self.inv])], no_constant(A)
 
     def linear_forward(self, fl):
         (Lw, Lb), (Uw, Ub) = fl

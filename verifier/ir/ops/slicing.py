@@ -10,11 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from verifier.ir.ops.base import Op, sum_except_first
-
-
-def _zero_bias(A: torch.Tensor) -> torch.Tensor:
-    return torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+from verifier.ir.ops.base import Op, no_constant, sum_except_first
 
 
 class Select(Op):
@@ -48,7 +44,7 @@ class Select(Op):
         for (axis, idx), shape in zip(reversed(self.picks), reversed(shapes)):
             z = torch.zeros((A.shape[0], *shape), dtype=A.dtype, device=A.device)
             A = z.index_add(axis + 1, idx, A)
-        return [A], _zero_bias(A)
+        return [A], no_constant(A)
 
     def linear_forward(self, fl):
         (Lw, Lb), (Uw, Ub) = fl
@@ -85,7 +81,7 @@ class Pad(Op):
     def backward(self, A, in_shapes):
         A_in = F.pad(A, tuple(-p for p in self.fpad))
         if self.value == 0.0:
-            return [A_in], _zero_bias(A)
+            return [A_in], no_constant(A)
         mask = F.pad(torch.ones((1, *in_shapes[0]), dtype=A.dtype, device=A.device), self.fpad)
         return [A_in], self.value * sum_except_first(A * (1 - mask))
 
@@ -129,7 +125,7 @@ class Concat(Op):
     def backward(self, A, in_shapes):
         chunks = torch.split(A, self._sizes(in_shapes), dim=self.axis + 1)
         outs: list = [None] * self.n_inputs
-        c = _zero_bias(A)
+        c = no_constant(A)
         for p, ch in zip(self.parts, chunks):
             if isinstance(p, int):
                 outs[p] = ch
