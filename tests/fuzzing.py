@@ -1186,12 +1186,20 @@ def mo_reverse_nodes(rng, m):
     return f"node order: {how}"
 
 
-def mo_remove_attribute(rng, m):
+def _random_attribute(rng, m):
+    """A random node that has attributes and the index of one of them, or None (same draws for every caller)."""
     with_attrs = [n for n in m.graph.node if n.attribute]
     if not with_attrs:
         return None
     n = rng.choice(with_attrs)
-    k = rng.randrange(len(n.attribute))
+    return n, rng.randrange(len(n.attribute))
+
+
+def mo_remove_attribute(rng, m):
+    picked = _random_attribute(rng, m)
+    if picked is None:
+        return None
+    n, k = picked
     name = n.attribute[k].name
     del n.attribute[k]
     return f"attribute {name!r} removed from {n.op_type} {n.name!r}"
@@ -1199,11 +1207,10 @@ def mo_remove_attribute(rng, m):
 
 def mo_wrong_attr_type(rng, m):
     from onnx import helper
-    with_attrs = [n for n in m.graph.node if n.attribute]
-    if not with_attrs:
+    picked = _random_attribute(rng, m)
+    if picked is None:
         return None
-    n = rng.choice(with_attrs)
-    k = rng.randrange(len(n.attribute))
+    n, k = picked
     a = n.attribute[k]
     value = rng.choice([1.5, "x", [1.0, 2.0], [1, 2, 3], 7, b"\x00"])
     n.attribute[k].CopyFrom(helper.make_attribute(a.name, value))
