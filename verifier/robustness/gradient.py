@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from verifier.attack.steps import ascent_direction, project_delta
+
 
 def margin_loss(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
     """(N,) ``max_{j != label} y_j - y_label`` (with ``targets``: ``y_target - y_label``); >= 0 when adversarial."""
@@ -22,26 +24,17 @@ def margin_loss(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tenso
     return other.max(1).values - true
 
 
+_FLOOR = 1e-30  # smallest norm divided by
+
+
 def project(x: torch.Tensor, x0: torch.Tensor, eps, norm: str, domain) -> torch.Tensor:
     """``x`` moved into the ``norm`` ball of radius ``eps`` (scalar or (N,)) around ``x0``, then into ``domain``
     (clipping into a box around ``x0`` never increases the distance)."""
     eps = torch.as_tensor(eps, dtype=x.dtype).reshape(-1, 1)
-    delta = x - x0
-    if norm == "linf":
-        delta = torch.maximum(torch.minimum(delta, eps), -eps)
-    else:
-        n = delta.norm(dim=1, keepdim=True)
-        delta = delta * torch.clamp(eps / torch.clamp(n, min=1e-30), max=1.0)
-    x = x0 + delta
+    x = x0 + project_delta(x - x0, eps, norm, _FLOOR)
     if domain is not None:
         x = x.clamp(domain[0], domain[1])
     return x
-
-
-def _direction(g: torch.Tensor, norm: str) -> torch.Tensor:
-    if norm == "linf":
-        return torch.sign(g)
-    return g / torch.clamp(g.norm(dim=1, keepdim=True), min=1e-30)
 
 
 def gradient_attack(fn: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, labels: torch.Tensor, eps,
@@ -71,7 +64,7 @@ def gradient_attack(fn: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor
             value = margin_loss(logits, labels, targets).sum()
         g, = torch.autograd.grad(value, x)
         with torch.no_grad():
-            x = project(x + alpha * _direction(g, norm), x0, eps_t, norm, domain)
+            x = project(x + alpha * ascent_direction(g, norm, _FLOOR), x0, eps_t, norm, domain)
             if stop_early and steps > 1:
                 hit = (margin_loss(fn(x), labels) >= 0) & ~found
                 best[hit] = x[hit]

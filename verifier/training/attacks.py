@@ -9,17 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from verifier.attack.steps import ascent_direction, per_example_norm, project_delta
 
-def _per_example_norm(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.shape[0], -1).norm(dim=1).reshape(-1, *([1] * (t.dim() - 1))).clamp(min=1e-12)
+_FLOOR = 1e-12  # smallest norm divided by
 
 
 def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     """``delta`` projected onto the ``norm`` ball of radius ``eps`` (per example)."""
-    if norm == "linf":
-        return delta.clamp(-eps, eps)
-    n = _per_example_norm(delta)
-    return delta * torch.clamp(eps / n, max=1.0)
+    return project_delta(delta, eps, norm, _FLOOR)
 
 
 def random_start(x: torch.Tensor, eps: float, norm: str, gen: torch.Generator) -> torch.Tensor:
@@ -27,7 +24,7 @@ def random_start(x: torch.Tensor, eps: float, norm: str, gen: torch.Generator) -
         return (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
     d = torch.randn(x.shape, generator=gen)
     r = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), generator=gen)
-    return d / _per_example_norm(d) * eps * r
+    return d / per_example_norm(d, _FLOOR) * eps * r
 
 
 def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str, steps: int,
@@ -48,8 +45,7 @@ def perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm
             loss = F.cross_entropy(model(x + delta), y)
             (g,) = torch.autograd.grad(loss, delta)
         with torch.no_grad():
-            step = g.sign() if norm == "linf" else g / _per_example_norm(g)
-            delta = project(delta + step_size * step, eps, norm)
+            delta = project(delta + step_size * ascent_direction(g, norm, _FLOOR), eps, norm)
             delta = (x + delta).clamp(lo, hi) - x
     model.train(was_training)
     return (x + delta).detach()
