@@ -15,6 +15,7 @@ import onnx
 import torch
 
 from verifier.ir.deadline import Deadline
+from verifier.ir.errors import ModelError
 from verifier.ir.graph import Graph
 from verifier.ir.problem import Problem
 from verifier.ir.spec import Spec
@@ -23,6 +24,7 @@ from verifier.settings.inputs import LimitSettings, ModelCheckSettings
 from .onnx.check import open_checked
 from .onnx.compare import check_forward
 from .onnx.files import read_model_bytes
+from .onnx.io_layout import network_inputs
 from .onnx.loader import graph_from_onnx, parse_model
 from .onnx.reference import OnnxReference
 from .vnnlib.v2 import load_spec
@@ -47,7 +49,18 @@ def load_model(data: bytes, source: str, device="cpu", dtype=torch.float32,
     reference = open_checked(proto, data, source, full=model_check.enabled)
     limits = limits or LimitSettings()
     graph = graph_from_onnx(proto, source, dtype=dtype, device=device, max_input_elements=limits.tensor_elements)
+    check_io_order(proto, reference)
     return LoadedModel(proto, graph, reference)
+
+
+def check_io_order(proto: onnx.ModelProto, reference: OnnxReference) -> None:
+    """The graph (from the ModelProto) and onnxruntime (from its session) see the network inputs and outputs in
+    the same order, so both lay out X and Y alike (:mod:`frontends.onnx.io_layout`); a ModelError otherwise."""
+    ours = ([i.name for i in network_inputs(proto.graph)], [o.name for o in proto.graph.output])
+    theirs = (reference.input_names, [o.name for o in reference.session.get_outputs()])
+    for kind, a, b in (("inputs", ours[0], theirs[0]), ("outputs", ours[1], theirs[1])):
+        if a != b:
+            raise ModelError(f"the model's network {kind} are {a} but onnxruntime sees {b}", reference.source)
 
 
 def check_model_on_spec(model: LoadedModel, spec: Spec, model_check: ModelCheckSettings | None = None,

@@ -13,7 +13,8 @@ VERDICT_WORDS = ("sat", "unsat", "unknown", "timeout", "error")
 
 
 def format_result(result: Result) -> str:
-    """First line the verdict; after ``sat`` the counterexample ``((X_0 v) ... (Y_0 v) ...)``."""
+    """First line the verdict; after ``sat`` the counterexample ``((X_0 v) ... (Y_0 v) ...)``: the flat X and Y, a
+    model's several inputs (outputs) flattened and concatenated in graph order (:mod:`frontends.onnx.io_layout`)."""
     lines = [str(result.verdict)]
     if result.verdict is Verdict.SAT:
         cex = result.counterexample

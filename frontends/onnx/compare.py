@@ -109,7 +109,7 @@ def check_forward(graph: Graph, reference: OnnxReference, spec: Spec, settings: 
 
 
 def _difference(graph, model, reference, x, where, out_diff, settings) -> ModelError:
-    found = first_differing_node(graph, model, x, settings) if model is not None else None
+    found = first_differing_node(graph, model, x, settings, reference.feeds) if model is not None else None
     out = graph.by_name.get(graph.output_name)
     label, diff = found if found is not None else (out.onnx_node if out is not None else "the output", out_diff)
     return ModelError(f"forward pass differs from onnxruntime at node {label}: max |diff| = {diff:.3g} at {where} "
@@ -118,9 +118,11 @@ def _difference(graph, model, reference, x, where, out_diff, settings) -> ModelE
 
 
 def first_differing_node(graph: Graph, model: onnx.ModelProto, x: np.ndarray,
-                         settings: ModelCheckSettings) -> tuple[str, float] | None:
+                         settings: ModelCheckSettings, feeds=None) -> tuple[str, float] | None:
     """(label, max |diff|) of the first graph node (in topological order) whose value differs from the tensor
-    of the same name that onnxruntime computes at ``x``; None when none can be compared or none differs."""
+    of the same name that onnxruntime computes at ``x``; None when none can be compared or none differs.
+    ``feeds`` makes onnxruntime's feeds of ``x`` (default: ``OnnxReference.feeds`` of the model: every network
+    input, split from the flat ``x`` as :mod:`frontends.onnx.io_layout` lays them out)."""
     produced = {o for n in model.graph.node for o in n.output}
     names = [n.name for n in graph.nodes if n.name in produced]
     if not names:
@@ -131,10 +133,9 @@ def first_differing_node(graph: Graph, model: onnx.ModelProto, x: np.ndarray,
     probe.graph.output.extend(onnx.ValueInfoProto(name=t) for t in names if t not in have)
     try:
         session = open_session(probe.SerializeToString(), graph.source)
-        inp = session.get_inputs()[0]
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
-        dtype = np.float64 if "double" in inp.type else np.float32
-        outs = session.run(names, {inp.name: np.asarray(x, dtype=dtype).reshape(shape)})
+        if feeds is None:
+            feeds = OnnxReference(model.SerializeToString(), graph.source).feeds
+        outs = session.run(names, feeds(x))
     except Exception as e:  # a model too large to copy, a tensor onnxruntime cannot expose: name the output only
         log.info("model check: intermediate tensors unavailable (%s)", e)
         return None

@@ -19,7 +19,8 @@ A point of the composed problem is then exactly an assignment of the query: its 
 its ``Y`` the outputs, the hidden nodes and the inputs again, so a counterexample (validated by onnxruntime on
 the composed model, that is on the networks themselves) is a satisfying assignment, and a proof covers the
 query. Declared inputs and outputs are matched to the ONNX ones by their ONNX name when the declaration gives
-one, else by position.
+one, else by position. (A plain ``verify model.onnx spec.vnnlib`` with a 1.0 spec lays several inputs and outputs
+out the same way, in graph order, in the loader itself: :mod:`frontends.onnx.io_layout`.)
 
 :func:`check_element_types` is the standard's element type rule (section 5.3.2): unless every declaration of
 the query is ``real`` (a real-valued query), each declaration's type must be that of the ONNX tensor it names.
@@ -32,6 +33,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from frontends.onnx.io_layout import network_inputs
 from frontends.vnnlib.v2_network import NetworkDecl, TensorDecl
 from verifier.ir.errors import ModelError
 
@@ -56,11 +58,6 @@ def model_of(query, models: dict[str, onnx.ModelProto], net: NetworkDecl) -> onn
         seen.add(net.name)
         net = next(n for n in query.networks if n.name == net.equivalence[1])
     return models[net.name]
-
-
-def _graph_inputs(model: onnx.ModelProto) -> list:
-    inits = {i.name for i in model.graph.initializer}
-    return [i for i in model.graph.input if i.name not in inits]
 
 
 def _match(decls: tuple[TensorDecl, ...], values: list, kind: str, net: str) -> list[tuple[TensorDecl, object]]:
@@ -119,7 +116,7 @@ def _pairs(query, models: dict[str, onnx.ModelProto]):
     for net in query.networks:
         model = model_of(query, models, net)
         infos = _value_infos(model) if net.hidden else {}  # shape inference only where a hidden node needs it
-        ins = _match(net.inputs, _graph_inputs(model), "input", net.name)
+        ins = _match(net.inputs, network_inputs(model.graph), "input", net.name)
         outs = _match(net.outputs, list(model.graph.output), "output", net.name)
         hidden = [(d, _hidden(model, d, net.name, infos)) for d in net.hidden]
         for d, v in ins + outs + hidden:

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from frontends.onnx.reference import OnnxReference, condense
-from verifier.ir.errors import ModelError
+from frontends.onnx.reference import OnnxReference
 
 
 class Oracle:
@@ -13,24 +12,13 @@ class Oracle:
     def __init__(self, reference: OnnxReference):
         self.reference = reference
         self.queries = 0
-        session = reference.session
-        first = session.get_inputs()[0].shape[0] if session.get_inputs()[0].shape else 1
-        self._batched = not (isinstance(first, int) and first == 1)
 
     @property
     def n_inputs(self) -> int:
-        return int(np.prod(self.reference.input_shape))
+        return self.reference.n_inputs
 
     def _run(self, X: np.ndarray) -> np.ndarray:
-        ref = self.reference
-        X = np.asarray(X, dtype=ref.input_type).reshape(len(X), self.n_inputs)
-        if not self._batched or len(X) == 1:
-            return np.stack([ref.run(x) for x in X])
-        try:
-            y = ref.session.run(None, {ref.input_name: X.reshape(len(X), *ref.input_shape[1:])})[0]
-        except Exception as e:  # onnxruntime raises its own types
-            raise ModelError(f"onnxruntime cannot run a batch of {len(X)}: {condense(e)}", ref.source) from None
-        return np.asarray(y, dtype=np.float64).reshape(len(X), -1)
+        return self.reference.run_batch(np.asarray(X).reshape(len(X), self.n_inputs))
 
     def scores(self, X: np.ndarray, count: bool = True) -> np.ndarray:
         """(N, K) float64 outputs at the N inputs ``X`` (flat or shaped), in batches of 512."""
