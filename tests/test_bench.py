@@ -1,11 +1,13 @@
 """Tests of the benchmark runner (verifier/bench/), scoring and plots (verifier/bench/scoring.py), `verify bench`.
 
-Every instance runs in a real `python -m verifier.cli` subprocess, so these tests use the tiny
-`test` benchmark, one ACAS Xu instance and fast methods (crown, attack).
+Every instance runs in a real verifier process (forked from a warm worker, or a fresh `python -m verifier.cli`
+with --worker fresh), so these tests use the tiny `test` benchmark, one ACAS Xu instance and fast methods
+(crown, attack). The warm worker's crash, kill and worker-death paths are driven by its fault hook.
 """
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import signal
 import subprocess
@@ -14,12 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import box_vnnlib, make_fc, save
 
 from frontends.result_file import parse_result_text
 from verifier.bench import scoring
 from verifier.bench.instances import BenchError, find_instances_csv, instance_key, read_instances, select
 from verifier.bench.job import Job, run_job
-from verifier.bench.runner import BenchConfig, run_bench
+from verifier.bench.runner import BenchConfig, plan, run_bench
+from verifier.bench.warm_client import WarmPool
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -313,3 +317,117 @@ def test_run_suite_filters_by_regex_and_scores_against_expected(tmp_path):
     assert {r["onnx"]: r["verdict"] for r in rows} == {"test_sat.onnx": "sat", "test_unsat.onnx": "unsat"}
     assert all(r["verdict"] == r["expected"] for r in rows)
     assert "test: solved 2/2" in p.stdout and "wrong 0" in p.stdout, p.stdout
+
+
+# --------------------------------------------------------------------------- warm worker
+ROW_FIELDS = ("onnx", "vnnlib", "verdict", "method", "timeout_s", "reason", "method_used", "exit_code", "result_file")
+
+
+def test_warm_worker_gives_the_same_rows_and_files_as_fresh_processes(test_bench_run, tmp_path):
+    """The fixture's run is warm (the default of `verify bench`); the same instances with `--worker fresh`."""
+    out = tmp_path / "fresh"
+    res = verify_bench(str(TEST_BENCH), "--method", "crown", "--out", str(out), "--worker", "fresh", "--no-report",
+                       "--filter", SUBSET)
+    assert res.returncode == 0, res.stderr
+    fresh = {(r["onnx"], r["vnnlib"]): r for r in read_csv(out / "results.csv")}
+    warm = {(r["onnx"], r["vnnlib"]): r for r in test_bench_run["rows"]}
+    assert set(fresh) == set(warm) and len(warm) == N_SUBSET
+    for key, w in warm.items():
+        assert {k: w[k] for k in ROW_FIELDS} == {k: fresh[key][k] for k in ROW_FIELDS}
+        assert (test_bench_run["out"] / w["result_file"]).read_bytes() == (out / w["result_file"]).read_bytes()
+    # the warm instances do not pay the imports (about 1.3 s each); a fresh process does
+    assert max(float(r["time_s"]) for r in warm.values()) < min(float(r["time_s"]) for r in fresh.values())
+    with pytest.raises(BenchError, match="unknown worker 'lukewarm'"):
+        plan(BenchConfig(bench=str(TEST_BENCH), out=str(tmp_path / "x"), worker="lukewarm"))
+
+
+@pytest.fixture(scope="module")
+def faulty_bench_run(tmp_path_factory):
+    """One warm worker slot; instances whose children abort, are SIGKILLed, hang, or kill their worker, each
+    followed by a normal instance."""
+    if not TEST_BENCH.is_dir():
+        pytest.skip(f"benchmarks not found at {BENCH}")
+    b = tmp_path_factory.mktemp("faulty")
+    shutil.copy(TEST_BENCH / "test_nano.onnx", b / "nano.onnx")
+    names = ["abort", "ok1", "sigkill", "ok2", "hang", "ok3", "exit-worker", "ok4"]
+    for n in names:
+        shutil.copy(TEST_BENCH / "test_nano.vnnlib", b / f"{n}.vnnlib")
+    (b / "instances.csv").write_text("".join(f"nano.onnx,{n}.vnnlib,2\n" for n in names))
+    cfg = BenchConfig(bench=str(b), out=str(b / "out"), method="crown", workers=1, grace=0.5, progress=False,
+                      faults=tuple((rf",{f}\.vnnlib$", f) for f in ("abort", "sigkill", "hang", "exit-worker")))
+    mark = f"{os.getpid()}-{time.time_ns()}"  # inherited by the workers and their children: finds strays
+    os.environ[MARK_VAR] = mark
+    t0 = time.monotonic()
+    try:
+        run = run_bench(cfg)
+    finally:
+        del os.environ[MARK_VAR]
+    return {"run": run, "wall": time.monotonic() - t0, "mark": mark,
+            "rows": {r["vnnlib"].removesuffix(".vnnlib"): r for r in read_csv(cfg.csv_path)}}
+
+
+def test_warm_child_crash_is_one_error_row_and_the_next_instance_runs(faulty_bench_run):
+    rows = faulty_bench_run["rows"]
+    assert len(rows) == 8 and not faulty_bench_run["run"].interrupted
+    assert rows["abort"]["verdict"] == "error" and "SIGABRT" in rows["abort"]["reason"], rows["abort"]
+    assert rows["sigkill"]["verdict"] == "error" and "SIGKILL (out of memory?)" in rows["sigkill"]["reason"]
+    for ok in ("ok1", "ok2", "ok3"):
+        assert rows[ok]["verdict"] == "unsat" and rows[ok]["result_file"], rows[ok]
+
+
+def test_warm_timeout_kills_the_child_at_timeout_plus_grace(faulty_bench_run):
+    hang = faulty_bench_run["rows"]["hang"]
+    assert hang["verdict"] == "timeout" and "killed after" in hang["reason"], hang
+    assert 2.5 <= float(hang["time_s"]) < 5.0  # timeout 2 s + grace 0.5 s
+    assert faulty_bench_run["wall"] < 30
+
+
+def test_a_dead_warm_worker_is_replaced_and_its_instance_is_error(faulty_bench_run):
+    rows = faulty_bench_run["rows"]
+    dead = rows["exit-worker"]
+    assert dead["verdict"] == "error" and "bench worker died (killed by SIGKILL)" in dead["reason"], dead
+    assert "not retried" in dead["reason"]
+    assert rows["ok4"]["verdict"] == "unsat"  # on a new worker
+    # the orphaned child of the dead worker (it sleeps for an hour) was killed; no worker of the run is left
+    assert _live_processes_with(MARK_VAR, faulty_bench_run["mark"]) == []
+
+
+MARK_VAR = "NNVERIFY_TEST_BENCH_MARK"
+
+
+def _live_processes_with(var: str, value: str) -> list[int]:
+    """Pids of the live (not zombie) processes whose environment has ``var=value``."""
+    want = f"{var}={value}".encode()
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if want in (d / "environ").read_bytes().split(b"\0") and \
+                    (d / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(d.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def test_warm_children_use_torch_threads_after_the_fork_and_keep_the_memory_limit(tmp_path):
+    """Two threads in a child whose bounds run parallel kernels (a worker that had started torch's OpenMP
+    pool before forking would hang them), twice on one worker; then a child under a 150 MB address-space
+    limit is `error` and the worker still runs the next instance."""
+    model = save(make_fc(3, sizes=(300, 300, 300, 2)), tmp_path / "wide.onnx")
+    (tmp_path / "wide.vnnlib").write_text(box_vnnlib([0.0] * 300, [0.01] * 300))
+    job = Job(onnx="wide.onnx", vnnlib="wide.vnnlib", model_path=str(model), spec_path=str(tmp_path / "wide.vnnlib"),
+              timeout_s=20, method="crown", grace_s=5, threads=2)
+    pool = WarmPool()
+    try:
+        rows = [pool.run_job(job), pool.run_job(job), pool.run_job(Job(**{**job.__dict__, "memory_limit_mb": 150})),
+                pool.run_job(job)]
+    finally:
+        pool.close()
+    for r in rows[:2] + rows[3:]:
+        assert r["verdict"] in ("sat", "unsat", "unknown") and float(r["time_s"]) < 15, r
+    assert rows[0]["verdict"] == rows[1]["verdict"] == rows[3]["verdict"]
+    # out of memory wherever an allocation failed first: a MemoryError's message, or a result file cut short
+    assert rows[2]["verdict"] == "error" and rows[2]["reason"], rows[2]
+    assert rows[2]["_result_text"] in (None, "error\n")

@@ -1,10 +1,12 @@
 """One benchmark instance = one verifier process.
 
-Each instance runs as ``python -m verifier.cli MODEL SPEC --timeout T --method M --result-file F``
-in a fresh subprocess (its own process group, an optional address-space limit), hard-killed at
-``T + grace``. Whatever happens to that process (a crash, an out-of-memory kill, a hang) becomes
-the row of that one instance only: ``timeout`` when it had to be killed, ``error`` with a reason
-otherwise. :func:`kill_live_processes` kills every running one (an interrupted run).
+With ``--worker fresh`` (and for Ray) each instance runs as ``python -m verifier.cli MODEL SPEC
+--timeout T --method M --result-file F`` in a fresh subprocess (its own process group, an optional
+address-space limit), hard-killed at ``T + grace``. Whatever happens to that process (a crash, an
+out-of-memory kill, a hang) becomes the row of that one instance only: ``timeout`` when it had to be
+killed, ``error`` with a reason otherwise. :func:`kill_live_processes` kills every running one (an
+interrupted run). The warm worker (``warm_client.py``) runs the same arguments in a forked child and
+makes its row with the same :func:`row_from_outcome`.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from frontends.result_file import parse_result_text
 from verifier.bench.instances import existing_file
+from verifier.bench.warm_protocol import Fault
 
 try:
     import resource
@@ -49,6 +52,7 @@ class Job:
     memory_limit_mb: int | None = None
     threads: int | None = None
     command: tuple[str, ...] | None = None  # default: (sys.executable, "-m", "verifier.cli")
+    fault: Fault | None = None  # test hook of the warm worker (warm_protocol.py); a fresh process ignores it
 
 
 def error_row(job: Job, reason: str, wall: float = 0.0, exit_code="") -> dict:
@@ -96,16 +100,33 @@ def _tail_reason(stderr: str, limit: int = 300) -> str:
     return last if len(last) <= limit else last[:limit - 3] + "..."
 
 
-def _command_and_env(job: Job, res_path: str) -> tuple[list[str], dict]:
-    cmd = list(job.command or (sys.executable, "-m", "verifier.cli"))
-    cmd += [job.model_path, job.spec_path, "--timeout", repr(float(job.timeout_s)), "--method", job.method,
+def verify_args(job: Job, res_path: str) -> list[str]:
+    """The arguments of ``verify`` for ``job`` (after the program), writing its result file to ``res_path``."""
+    return [job.model_path, job.spec_path, "--timeout", repr(float(job.timeout_s)), "--method", job.method,
             "--result-file", res_path, *job.extra_args]
+
+
+def verifier_env(threads: int | None) -> dict:
+    """The environment of a verifier process: the project on ``PYTHONPATH``, the BLAS / OpenMP threads."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    if job.threads:
+    if threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env.setdefault(var, str(job.threads))
-    return cmd, env
+            env.setdefault(var, str(threads))
+    return env
+
+
+def _command_and_env(job: Job, res_path: str) -> tuple[list[str], dict]:
+    cmd = list(job.command or (sys.executable, "-m", "verifier.cli")) + verify_args(job, res_path)
+    return cmd, verifier_env(job.threads)
+
+
+def missing_file_row(job: Job) -> dict | None:
+    """The ``error`` row of a job whose model or spec file does not exist; None when both do."""
+    for what, p in (("model", job.model_path), ("spec", job.spec_path)):
+        if existing_file(Path(p)) is None:
+            return error_row(job, f"{what} file not found: {p} (nor {Path(p).name}.gz)")
+    return None
 
 
 def run_job(job: Job) -> dict:
@@ -113,9 +134,9 @@ def run_job(job: Job) -> dict:
 
     The row has the CSV fields plus ``_result_text`` (the result file's text or None).
     """
-    for what, p in (("model", job.model_path), ("spec", job.spec_path)):
-        if existing_file(Path(p)) is None:
-            return error_row(job, f"{what} file not found: {p} (nor {Path(p).name}.gz)")
+    missing = missing_file_row(job)
+    if missing is not None:
+        return missing
     with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
         res_path = os.path.join(tmp, "result.txt")
         err_path = os.path.join(tmp, "stderr.txt")
@@ -145,7 +166,7 @@ def run_job(job: Job) -> dict:
         wall = time.monotonic() - t0
         stderr = Path(err_path).read_text(errors="replace")
         text = Path(res_path).read_text(errors="replace") if os.path.exists(res_path) else None
-    return _row_from_outcome(job, rc, killed, wall, stderr, text)
+    return row_from_outcome(job, rc, killed, wall, stderr, text)
 
 
 def _limit_memory(pid: int, mb: int) -> None:
@@ -158,7 +179,9 @@ def _limit_memory(pid: int, mb: int) -> None:
         pass  # the process may already be gone, or the platform lacks prlimit
 
 
-def _row_from_outcome(job: Job, rc: int, killed: bool, wall: float, stderr: str, text: str | None) -> dict:
+def row_from_outcome(job: Job, rc: int, killed: bool, wall: float, stderr: str, text: str | None) -> dict:
+    """The row of an instance from how its process ended (``rc`` as ``subprocess`` gives it), its stderr and the
+    text of its result file (None when it wrote none)."""
     row = error_row(job, "", wall, rc)
     summary = None
     for line in reversed(stderr.splitlines()):

@@ -1,10 +1,13 @@
 """Benchmark runner: every instance of a VNN-COMP ``instances.csv`` in its own process.
 
 :func:`plan` reads and selects the instances (``instances.py``) and the rows already in
-``OUT/results.csv``; :func:`run_bench` runs the others, each as one verifier process (``job.py``:
-hard-killed at its timeout + grace; a crash, an out-of-memory kill or a hang becomes the verdict of
-that one instance only), on a pool of ``workers`` local processes or as tasks on a Ray cluster
-(``ray_address``; ``ray`` is an optional dependency) with the same CSV and resume semantics.
+``OUT/results.csv``; :func:`run_bench` runs the others, each in a verifier process of its own
+(hard-killed at its timeout + grace; a crash, an out-of-memory kill or a hang becomes the verdict of
+that one instance only) on ``workers`` local worker slots, or as tasks on a Ray cluster
+(``ray_address``; ``ray`` is an optional dependency) with the same CSV and resume semantics. Locally,
+``worker="warm"`` (the default) forks each instance from a long-lived worker per slot that has
+imported the verifier once (``warm_client.py``); ``worker="fresh"``, a job with its own ``command``
+and Ray start a new ``python -m verifier.cli`` per instance (``job.py``).
 
 Rows are appended to ``OUT/results.csv`` (and flushed) as instances finish (``results.py``); on start
 the rows already there are read and their instances skipped, so an interrupted run resumes where it
@@ -28,6 +31,9 @@ from verifier.bench.instances import BenchError, Instance, find_instances_csv, i
 from verifier.bench.job import DEFAULT_GRACE, Job, error_row, kill_live_processes, run_job
 from verifier.bench.progress import Progress
 from verifier.bench.results import ResultsCSV, read_results, result_file_name
+from verifier.bench.warm_client import WarmPool, kill_live_workers
+from verifier.bench.warm_protocol import FAULTS, Fault
+from verifier.settings.bench import BENCH_WORKERS, BenchWorker, WarmWorkerSettings
 
 
 @dataclass
@@ -49,6 +55,10 @@ class BenchConfig:
     command: tuple[str, ...] | None = None  # replaces `python -m verifier.cli` (wrappers, other tools)
     csv_name: str = "results.csv"
     on_row: Callable[[dict], None] | None = field(default=None, repr=False)
+    worker: BenchWorker = "warm"  # warm: instances forked from a worker that imported the verifier once; fresh
+    warm: WarmWorkerSettings = field(default_factory=WarmWorkerSettings)
+    # test hook of the warm worker: (regex on 'onnx,vnnlib', fault): a matching instance's child commits the fault
+    faults: tuple[tuple[str, Fault], ...] = ()
 
     @property
     def csv_path(self) -> Path:
@@ -79,6 +89,14 @@ def plan(cfg: BenchConfig) -> tuple[Path, list[Instance], list[dict], list[Job]]
     instances = select(read_instances(inst_csv), cfg.pattern, cfg.first)
     if cfg.timeout_scale <= 0:
         raise BenchError("--timeout-scale must be positive")
+    if cfg.worker not in BENCH_WORKERS:
+        raise BenchError(f"unknown worker {cfg.worker!r}; choose {' or '.join(BENCH_WORKERS)}")
+    for rx, fault in cfg.faults:
+        if fault not in FAULTS:
+            raise BenchError(f"unknown fault {fault!r}; choose one of {', '.join(FAULTS)}")
+        if cfg.worker != "warm" or cfg.ray_address or cfg.command:
+            raise BenchError("faults are a test hook of the local warm worker")
+    faults = [(re.compile(rx), fault) for rx, fault in cfg.faults]
     existing = read_results(cfg.csv_path)
     done: dict[tuple, dict] = {}
     for r in existing:
@@ -95,10 +113,11 @@ def plan(cfg: BenchConfig) -> tuple[Path, list[Instance], list[dict], list[Job]]
             continue
         seen.add(inst.key)
         t = (cfg.timeout if cfg.timeout is not None else inst.timeout_s) * cfg.timeout_scale
+        fault = next((f for rx, f in faults if rx.search(f"{inst.onnx},{inst.vnnlib}")), None)
         jobs.append(Job(onnx=inst.key[0], vnnlib=inst.key[1], model_path=str(bench_dir / inst.onnx),
                         spec_path=str(bench_dir / inst.vnnlib), timeout_s=round(t, 3), method=cfg.method,
                         grace_s=cfg.grace, extra_args=tuple(cfg.extra_args), memory_limit_mb=cfg.memory_limit_mb,
-                        threads=threads, command=cfg.command))
+                        threads=threads, command=cfg.command, fault=fault))
     return inst_csv, instances, old_rows, jobs
 
 
@@ -141,7 +160,7 @@ def run_bench(cfg: BenchConfig) -> BenchRun:
                 _run_local(cfg, jobs, record, progress.tick)
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
-        n = kill_live_processes()
+        n = kill_live_processes() + kill_live_workers()
         print(f"\nbench: interrupted ({n} running instance(s) killed, not recorded); "
               f"run the same command again to resume", file=sys.stderr)
     finally:
@@ -163,10 +182,13 @@ def _run_local(cfg: BenchConfig, jobs: list[Job], record: Callable[[dict], None]
                tick: Callable[[], None] = lambda: None) -> None:
     workers = max(1, cfg.workers or os.cpu_count() or 1)
     stop = threading.Event()
+    warm = WarmPool(cfg.warm) if cfg.worker == "warm" else None
 
     def guarded(job: Job) -> dict | None:
         if stop.is_set():
             return None
+        if warm is not None and job.command is None:
+            return warm.run_job(job)
         return run_job(job)
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bench")
@@ -187,9 +209,12 @@ def _run_local(cfg: BenchConfig, jobs: list[Job], record: Callable[[dict], None]
     except BaseException:
         stop.set()
         kill_live_processes()
+        kill_live_workers()
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+        if warm is not None:
+            warm.close()
 
 
 def _run_ray(cfg: BenchConfig, jobs: list[Job], record: Callable[[dict], None],

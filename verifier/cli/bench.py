@@ -10,13 +10,16 @@ from verifier.bench.instances import BenchError
 from verifier.bench.job import DEFAULT_GRACE
 from verifier.bench.runner import BenchConfig, default_out_dir, plan, run_bench, split_extra
 from verifier.bench.scoring import ReportRequest, report
+from verifier.settings.bench import BENCH_WORKERS
 
 DESCRIPTION = """\
 Run every instance of a VNN-COMP benchmark folder (its instances.csv: onnx,vnnlib,timeout_s),
-each in a fresh `python -m verifier.cli` process hard-killed at timeout + grace, so a crash or
-an out-of-memory kill becomes `error` for that instance only. Rows are appended to
-OUT/results.csv as instances finish; running the same command again skips the instances
-already there (resume). Result files are kept in OUT/results/.
+each in a process of its own hard-killed at timeout + grace, so a crash or an out-of-memory kill
+becomes `error` for that instance only: forked from a warm worker per worker slot that imported
+the verifier once (--worker warm, the default), or a fresh `python -m verifier.cli` process
+(--worker fresh; always with --ray). Rows are appended to OUT/results.csv as instances
+finish; running the same command again skips the instances already there (resume). Result
+files are kept in OUT/results/.
 
 At the end (or with --report-only) the run is scored with VNN-COMP rules (+10 correct, -150
 wrong; sat counterexamples re-checked with onnxruntime) against BENCH_DIR/expected.csv or
@@ -67,6 +70,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="run the instances as tasks on a Ray cluster: 'auto' (the running cluster), "
                           "'ray://HOST:10001', or 'local' (start one here); needs `pip install ray` and the "
                           "benchmark files at the same paths on every node")
+    run.add_argument("--worker", choices=BENCH_WORKERS, default="warm",
+                     help="warm (default): each instance forked from a worker that imported the verifier once "
+                          "(a few hundredths of a second per instance); fresh: a new `python -m verifier.cli` "
+                          "per instance (1.3-2 s of start-up each)")
     run.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     rep = p.add_argument_group("scoring and plots")
     rep.add_argument("--report-only", action="store_true", help="do not run anything; score and plot OUT's CSV")
@@ -95,7 +102,7 @@ def run(args) -> int:
                       grace=DEFAULT_GRACE if args.grace is None else args.grace, first=args.instances,
                       pattern=args.filter, extra_args=split_extra(args.verifier_args),
                       memory_limit_mb=args.memory_limit, retry_errors=args.retry_errors, ray_address=args.ray,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, worker=args.worker)
     try:
         inst_csv, instances, _, _ = plan(cfg)
     except (BenchError, OSError) as e:
