@@ -285,12 +285,12 @@ def make_branches(seed=0) -> onnx.ModelProto:
 
 
 def make_unsupported(seed=0) -> onnx.ModelProto:
-    """A model with two unsupported nodes: 'soft_1' (Softmax) and 'wave_2' (Sin)."""
+    """A model with two unsupported nodes: 'hard_1' (Hardmax) and 'wave_2' (Asin)."""
     b = Builder(seed, [1, 3])
     x = b.gemm(b.in_name, 3, 4)
-    x = b.node("Sin", [x], node_name="wave_2")
+    x = b.node("Asin", [x], node_name="wave_2")
     x = b.gemm(x, 4, 3, relu=False)
-    return b.model(b.node("Softmax", [x], node_name="soft_1", axis=1))
+    return b.model(b.node("Hardmax", [x], node_name="hard_1", axis=1))
 
 
 def save(model: onnx.ModelProto, path: Path, gz: bool = False) -> Path:

@@ -80,7 +80,7 @@ def _assert_error_output(p, *words):
 def test_cli_unsupported_operators(tmp_path):
     model = save(make_unsupported(), tmp_path / "bad_ops.onnx")
     p = run_cli(model, BENCH / "test" / "test_prop.vnnlib", "--method", "crown", "--result-file", tmp_path / "r.txt")
-    _assert_error_output(p, "error", "soft_1", "Softmax", "wave_2", "Sin", str(model))
+    _assert_error_output(p, "error", "hard_1", "Hardmax", "wave_2", "Asin", str(model))
     assert (tmp_path / "r.txt").read_text() == "error\n"
 
 

@@ -231,7 +231,7 @@ def test_unsupported_nodes_all_listed(tmp_path):
     with pytest.raises(ModelError) as ei:
         load_onnx(path)
     msg = str(ei.value)
-    for word in ("soft_1", "Softmax", "wave_2", "Sin", str(path)):
+    for word in ("hard_1", "Hardmax", "wave_2", "Asin", str(path)):
         assert word in msg, f"{word!r} missing from {msg!r}"
     assert "\n" not in msg
     assert len(ei.value.nodes) == 2
@@ -280,8 +280,6 @@ def _error_model(build, in_shape, n_inputs=1):
 
 
 @pytest.mark.parametrize("build,pattern", [
-    (lambda b, x: b.node("Mul", [x, x], node_name="sq"), r"'sq' \(Mul\).*not piecewise linear"),
-    (lambda b, x: b.node("Div", [b.const(np.ones(3, np.float32)), x], node_name="inv"), r"'inv' \(Div\)"),
     (lambda b, x: b.node("Div", [x, b.const(np.array([1, 0, 2], np.float32))], node_name="z"), r"'z'.*contains 0"),
     (lambda b, x: b.node("MatMul", [x, x], node_name="mm"), r"'mm' \(MatMul\)"),
     (lambda b, x: b.node("Add", [x, b.const(np.ones((4, 2), np.float32))], node_name="bc"), r"'bc'.*broadcast"),
@@ -316,10 +314,13 @@ def test_input_without_shape_rejected():
         graph_from_onnx(helper.make_model(g), "noshape.onnx")
 
 
-def test_two_inputs_rejected():
+def test_a_second_input_that_no_node_uses_still_has_its_place_in_x():
+    """Several inputs are laid out in X in graph order (tests/test_multi_io.py has the rest); an unused one too."""
     model = _error_model(lambda b, x: b.node("Relu", [x]), [1, 3], n_inputs=2)
-    with pytest.raises(ModelError, match="exactly one network input"):
-        graph_from_onnx(model, "two.onnx")
+    graph = graph_from_onnx(model, "two.onnx")
+    assert graph.n_inputs == 6 and graph.n_outputs == 3
+    y = graph.forward(graph.as_input(np.array([[-1.0, 2.0, -3.0, 4.0, 5.0, 6.0]])))
+    assert y.tolist() == [[0.0, 2.0, 0.0]]
 
 
 @pytest.mark.parametrize("missing", ["W", "b"])

@@ -125,6 +125,12 @@ FORMS = [
     ("reshape-allowzero-op14", "Reshape", _model([N("Reshape", ["X", "s"], ["Y"], allowzero=1)], [2, 6], [3, 4], 14,
                                                  [_axes("s", [3, 4])])),
     ("reshape-op5", "Reshape", _model([N("Reshape", ["X", "s"], ["Y"])], [4], [2, 2], 5, [_axes("s", [2, 2])])),
+    ("sin", "Sin", _model([N("Sin", ["X"], ["Y"])], [2, 3], [2, 3], 7)),
+    ("cos-3d", "Cos", _model([N("Cos", ["X"], ["Y"])], [1, 2, 2], [1, 2, 2], 13)),
+    ("softplus", "Softplus", _model([N("Softplus", ["X"], ["Y"])], [3], [3], 13)),
+    ("hardsigmoid-default", "HardSigmoid", _model([N("HardSigmoid", ["X"], ["Y"])], [2, 3], [2, 3], 6)),
+    ("hardsigmoid-attrs", "HardSigmoid", _model([N("HardSigmoid", ["X"], ["Y"], alpha=-0.3, beta=0.6)], [3], [3],
+                                                 13)),
 ]
 
 

@@ -18,7 +18,7 @@ from frontends.onnx.context import LoadContext, OnnxNode, node_error
 from verifier.ir.errors import ModelError
 
 # op types the loader evaluates on constants only (no handler; refused on a graph value)
-CONST_ONLY = {"Shape", "Constant", "ConstantOfShape"}
+CONST_ONLY = {"Shape", "Constant", "ConstantOfShape", "Equal", "Where", "Expand"}
 
 
 def fold_node(ctx: LoadContext, n: OnnxNode) -> bool:
@@ -184,6 +184,18 @@ def _constant_of_shape(vals, a, label, source):
     return np.full(tuple(int(d) for d in vals[0].reshape(-1)), value[0], dtype=value.dtype)
 
 
+def _reduce_sum(vals, a, label, source):
+    """ReduceSum of a constant: axes from the second input (opset 13) or the attribute; none: all, or none with
+    ``noop_with_empty_axes``."""
+    axes = vals[1] if len(vals) > 1 and vals[1] is not None else a.get("axes")
+    axes = [int(x) for x in np.asarray(axes if axes is not None else [], dtype=np.int64).reshape(-1)]
+    if not axes:
+        if a.get("noop_with_empty_axes", 0):
+            return vals[0]
+        axes = list(range(vals[0].ndim))
+    return np.sum(vals[0], axis=tuple(axes), keepdims=bool(a.get("keepdims", 1))).astype(vals[0].dtype)
+
+
 def _elementwise(fn):
     def evaluate(vals, a, label, source):
         return fn(vals[0])
@@ -197,4 +209,18 @@ FOLDERS = {
     "Flatten": _flatten, "Transpose": _transpose, "Relu": _relu, "MatMul": _matmul, "Gemm": _gemm,
     "Slice": _slice, "ConstantOfShape": _constant_of_shape, "Neg": _elementwise(np.negative),
     "Abs": _elementwise(np.abs), "Sign": _elementwise(np.sign),
+    "ReduceSum": _reduce_sum,
+    # shape arithmetic (as in the ml4acopf nets: Expand(shape, Where(Equal(c, shape), ones, c)))
+    "Equal": lambda vals, a, label, source: np.equal(vals[0], vals[1]),
+    "Where": lambda vals, a, label, source: np.where(vals[0], vals[1], vals[2]),
+    "Expand": lambda vals, a, label, source: np.broadcast_to(
+        vals[0], np.broadcast_shapes(vals[0].shape, tuple(int(v) for v in np.asarray(vals[1]).reshape(-1)))).copy(),
+    # smooth element-wise ops (handlers_smooth) of constants
+    **{t: _elementwise(fn) for t, fn in (("Exp", np.exp), ("Log", np.log), ("Sqrt", np.sqrt), ("Sin", np.sin),
+                                         ("Cos", np.cos), ("Reciprocal", np.reciprocal))},
+    "Softplus": _elementwise(lambda x: np.logaddexp(x, np.zeros_like(x))),
+    "HardSigmoid": lambda vals, a, label, source: np.clip(
+        np.float32(a.get("alpha", 0.2)).astype(vals[0].dtype) * vals[0] + np.float32(a.get("beta", 0.5)), 0, 1
+    ).astype(vals[0].dtype),
+    "Pow": lambda vals, a, label, source: np.power(vals[0], vals[1]).astype(vals[0].dtype),
 }

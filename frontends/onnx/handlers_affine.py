@@ -1,15 +1,16 @@
 """Op handlers of the ONNX loader for the affine operators: Gemm, MatMul, Conv (explicit pads or auto_pad),
 ConvTranspose, BatchNormalization, Add/Sub/Mul/Div.
 
-Each takes the network value and constant weights (a product of two network values is refused, as
-it is not piecewise linear) and becomes ``Linear``, ``Conv``, ``Scale``, ``AddNodes`` or a
-``Transpose``/``Linear`` pair.
+Each takes the network value and constant weights and becomes ``Linear``, ``Conv``, ``Scale``, ``AddNodes`` or a
+``Transpose``/``Linear`` pair; products and quotients of two network values (Mul, Div, MatMul) and
+``constant / x`` go to ``handlers_bilinear``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from frontends.onnx.context import LoadContext, OnnxNode
+from frontends.onnx.handlers_bilinear import div_values, matmul_values, mul_values, reciprocal_of
 from frontends.onnx.registry import handler
 from verifier.ir.ops import AddNodes, Conv, Linear, Reshape, Scale, Transpose
 from verifier.ir.ops.conv_transpose import ConvTranspose
@@ -62,7 +63,7 @@ def matmul(ctx: LoadContext, n: OnnxNode) -> None:
             ctx.add(out + "__W", Linear(ctx.tens(w.T), None), [out + "__T0"], label)
             ctx.add(out, Transpose(perm), [out + "__W"], label)
     else:
-        raise ctx.error(label, "only MatMul(x, constant) is supported")
+        matmul_values(ctx, n)
 
 
 @handler("Conv")
@@ -158,19 +159,21 @@ def batch_normalization(ctx: LoadContext, n: OnnxNode) -> None:
 
 @handler("Add", "Sub", "Mul", "Div")
 def arithmetic(ctx: LoadContext, n: OnnxNode) -> None:
-    """x (op) constant and constant (op) x as a Scale; the sum or difference of two network values as AddNodes."""
+    """x (op) constant and constant (op) x as a Scale (``c / x`` after a Reciprocal); the sum or difference of two
+    network values as AddNodes, their product or quotient by ``handlers_bilinear``."""
     op_type, ins, label = n.op_type, n.inputs, n.label
     if not n.is_const[0] and not n.is_const[1]:
         if op_type in ("Add", "Sub"):
             ctx.add(n.out, AddNodes(1.0, 1.0 if op_type == "Add" else -1.0), [ctx.name_of(ins[0]), ctx.name_of(ins[1])],
                     label)
             return
-        raise ctx.error(label, f"{op_type} of two network values is not supported (not piecewise linear)")
+        (mul_values if op_type == "Mul" else div_values)(ctx, n)
+        return
     if n.is_const[0]:  # constant (op) x
         c, x = ctx.consts[ins[0]].astype(np.float64), ctx.name_of(ins[1])
-        if op_type == "Div":
-            raise ctx.error(label, "division by a network value is not supported")
-        scale, shift = {"Add": (None, c), "Sub": (-np.ones(1), c), "Mul": (c, None)}[op_type]
+        if op_type == "Div":  # c / x = c * (1 / x)
+            x = reciprocal_of(ctx, n, x)
+        scale, shift = {"Add": (None, c), "Sub": (-np.ones(1), c), "Mul": (c, None), "Div": (c, None)}[op_type]
     else:
         c, x = ctx.consts[ins[1]].astype(np.float64), ctx.name_of(ins[0])
         if op_type == "Div" and np.any(c == 0):

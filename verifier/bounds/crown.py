@@ -12,6 +12,8 @@ start from the tighter of the two.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from verifier.ir.graph import Graph
@@ -75,6 +77,17 @@ def backward_lower(graph: Graph, start: str, A0: torch.Tensor, x_lo: torch.Tenso
                 bias_abs = bias_abs + A.abs().reshape(B, K, -1) @ offsets[node.name].reshape(-1)
             for name, shp, Ai in zip(node.inputs, in_shapes, A_ins):
                 Ai = Ai.reshape(B, K, *shp)
+                As[name] = As[name] + Ai if name in As else Ai
+        elif len(node.inputs) > 1:  # a nonlinear node of several inputs (a product): the op relaxes A itself
+            if record is not None:
+                record[node.name] = A
+            in_shapes = [graph.shape_of(i) for i in node.inputs]
+            alpha = alphas.get(node.name) if alphas else None
+            A_ins, c, c_abs = node.op.relax_backward(A, [pre[i] for i in node.inputs], in_shapes, alpha)
+            bias = bias + c
+            if track:
+                bias_abs = bias_abs + c_abs
+            for name, Ai in zip(node.inputs, A_ins):
                 As[name] = As[name] + Ai if name in As else Ai
         else:
             src = node.inputs[0]
@@ -177,12 +190,64 @@ def after_nonlinear(graph: Graph, name: str) -> bool:
 
 
 def pre_activation_nodes(graph: Graph) -> list[str]:
-    """Names of the nodes that feed a nonlinear operator, in topological order."""
+    """Names of the nodes that feed a nonlinear operator (every input of one of several inputs, such as a product),
+    in topological order."""
     names: list[str] = []
     for n in graph.nonlinear_nodes():
-        if n.inputs[0] not in names:
-            names.append(n.inputs[0])
+        for i in n.inputs:
+            if i not in names:
+                names.append(i)
     return names
+
+
+# CROWN bounds of every element of a node cost about (its elements) x (the elements of the nodes before it) products;
+# beyond this many a node is refined through a smaller one it is an affine function of (``fully_refined_nodes``):
+# Softmax's 17 x 17 x 17 differences in a vit_2023 attention block would take 4e9 and 13 GB
+MAX_FULL_REFINE = 3e8
+
+
+def _full_refine_cost(graph: Graph, name: str) -> float:
+    size = math.prod(graph.shape_of(name))
+    return float(size) * sum(math.prod(graph.shape_of(a)) for a in ancestors(graph, name))
+
+
+def fully_refined_nodes(graph: Graph) -> set[str]:
+    """The nodes whose every element CROWN bounds (not only those across 0, as for ReLU): the inputs of operators
+    whose relaxation depends on their inputs' bounds everywhere (``op.refine_inputs``: products, reciprocals,
+    exponentials), or, where that would cost more than ``MAX_FULL_REFINE``, the nearest node before the input along
+    a chain of one-input nodes whose refinement is affordable (the interval pass carries its bounds on: Softmax's
+    input before its differences and their clamp); none where there is no such node. Cached on the graph."""
+    return _refine_plan(graph)[0]
+
+
+def _refine_plan(graph: Graph) -> tuple[set[str], set[str]]:
+    """``(fully_refined_nodes, skipped)``: ``skipped`` holds the inputs of ``refine_inputs`` operators (and of no other
+    nonlinear operator) that are too costly to refine themselves: CROWN does not bound them (not even the elements
+    across 0, which is what ReLU's inputs get)."""
+    cached = graph.__dict__.get("_refine_plan")
+    if cached is not None:
+        return cached
+    out: set[str] = set()
+    costly: set[str] = set()
+    other: set[str] = set()
+    for n in graph.nonlinear_nodes():
+        if not getattr(n.op, "refine_inputs", False):
+            other.update(n.inputs)
+            continue
+        for cur in n.inputs:
+            if _full_refine_cost(graph, cur) > MAX_FULL_REFINE:
+                costly.add(cur)
+            while cur != graph.input_name and _full_refine_cost(graph, cur) > MAX_FULL_REFINE:
+                node = graph.by_name[cur]
+                if len(node.inputs) != 1:
+                    cur = graph.input_name
+                    break
+                cur = node.inputs[0]
+            if cur != graph.input_name:
+                out.add(cur)
+    plan = (out, costly - other - out)
+    graph.__dict__["_refine_plan"] = plan
+    return plan
 
 
 def slopes_of_rows(slopes, rows: torch.Tensor) -> dict | None:
@@ -200,16 +265,20 @@ def slopes_of_rows(slopes, rows: torch.Tensor) -> dict | None:
     return {n: a[:, idx] for n, a in al.items()}
 
 
-def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, hi_ibp, slopes=None):
+def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, hi_ibp, slopes=None,
+                      all_rows: bool = False):
     """CROWN lower and upper bounds of every element of node ``name`` (only the elements unstable under
-    ``lo_ibp``/``hi_ibp``).
+    ``lo_ibp``/``hi_ibp``, unless ``all_rows``).
 
     ``slopes``: lower ReLU slopes for these rows as ``slopes_of_rows`` takes them (else CROWN's adaptive
     ones); every slope in [0, 1] is sound."""
     B = x_lo.shape[0]
     shape = graph.shape_of(name)
     n = lo_ibp[0].numel()
-    unstable = ((lo_ibp < 0) & (hi_ibp > 0)).reshape(B, -1).any(0)
+    if all_rows:
+        unstable = torch.ones(n, dtype=torch.bool, device=x_lo.device)
+    else:
+        unstable = ((lo_ibp < 0) & (hi_ibp > 0)).reshape(B, -1).any(0)
     rows = torch.nonzero(unstable).flatten()
     if rows.numel() == 0:
         return lo_ibp, hi_ibp
@@ -243,25 +312,29 @@ def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, me
     """
     B = x_lo.shape[0]
     b: Bounds = {graph.input_name: (x_lo.reshape(B, *graph.input_shape), x_hi.reshape(B, *graph.input_shape))}
-    targets = set(pre_activation_nodes(graph))
+    full, skipped = _refine_plan(graph)
+    targets = set(pre_activation_nodes(graph)) | full
     for node in graph.nodes:
         lo, hi = node.op.ibp(*[b[i] for i in node.inputs])
         if node.op.affine:  # matrix products round: push the interval outward
             lo, hi = widen(lo, hi)
         if node.name in targets:
+            every = node.name in full
             if fixed and node.name in fixed:
                 lo, hi = torch.maximum(lo, fixed[node.name][0]), torch.minimum(hi, fixed[node.name][1])
-            # an affine function of the input alone is bounded exactly by the interval pass
-            if method != "ibp" and (crown_only is None or node.name in crown_only) and \
-                    after_nonlinear(graph, node.name):
+            # an affine function of the input alone is bounded exactly by the interval pass when it is one affine
+            # layer; the factors of a product are bounded by CROWN either way (a chain of affine layers, as before
+            # an attention block, loosens the interval bounds, and the product's planes depend on them)
+            if method != "ibp" and (crown_only is None or node.name in crown_only) and node.name not in skipped and \
+                    (every or after_nonlinear(graph, node.name)):
                 mask = crown_only.get(node.name) if isinstance(crown_only, dict) else None
                 sl = slopes.get(node.name) if slopes else None
                 if mask is None or bool(mask.all()):
-                    lo, hi = crown_node_bounds(graph, node.name, x_lo, x_hi, b, lo, hi, sl)
+                    lo, hi = crown_node_bounds(graph, node.name, x_lo, x_hi, b, lo, hi, sl, every)
                 elif bool(mask.any()):
                     i = torch.nonzero(mask).flatten()
                     sub = {k: (v[0][i], v[1][i]) if v[0].shape[0] == B else v for k, v in b.items() if k in targets}
-                    lo_i, hi_i = crown_node_bounds(graph, node.name, x_lo[i], x_hi[i], sub, lo[i], hi[i], sl)
+                    lo_i, hi_i = crown_node_bounds(graph, node.name, x_lo[i], x_hi[i], sub, lo[i], hi[i], sl, every)
                     lo, hi = lo.clone(), hi.clone()
                     lo[i], hi[i] = lo_i, hi_i
         b[node.name] = (lo, hi)

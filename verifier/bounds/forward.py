@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from verifier.bounds.crown import Bounds, pre_activation_nodes
+from verifier.ir.errors import UnsupportedError
 from verifier.ir.graph import Graph
 
 
@@ -38,6 +39,9 @@ def forward_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor) -> Boun
         ins = [lin[i] for i in node.inputs]
         if node.op.affine:
             L, U = node.op.linear_forward(*ins)
+        elif len(node.inputs) > 1:
+            raise UnsupportedError(f"forward-mode linear bounds: node {node.onnx_node or node.name!r} "
+                                   f"({node.op.kind}) of {len(node.inputs)} inputs is not supported")
         else:
             (Lw, Lb), (Uw, Ub) = ins[0]
             lo, hi = b[node.inputs[0]]

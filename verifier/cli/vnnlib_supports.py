@@ -61,10 +61,13 @@ OPERATORS: dict[str, str | None] = {
     "Reshape": None,
     "Add": "a constant operand that broadcasts the network value (x[2,1] + c[1,2]) is refused",
     "Sub": "a constant operand that broadcasts the network value is refused",
-    "Mul": "the product of two network values and a broadcasting constant operand are refused",
-    "Div": "division by a network value is refused",
+    "Mul": "a product of two network values is bounded by IBP / CROWN only (McCormick planes): the MILP / LP "
+           "encodings and alpha-CROWN refuse it, so no complete method applies",
+    "Div": "division by a network value is bounded only where the divisor's bounds exclude 0 (elsewhere the bound "
+           "passes refuse it: unknown), and by IBP / CROWN only",
     "Gemm": "Gemm(constant A, x), Gemm(x, x) and a non-constant C are refused",
-    "MatMul": "the product of two network values and an N-D (N > 2) constant are refused",
+    "MatMul": "an N-D (N > 2) constant and 1-D operands of a product of two network values are refused; that "
+              "product is bounded by IBP / CROWN only",
     "Conv": "3-D convolutions and non-constant weights are refused",
     "BatchNormalization": "training mode (batch statistics) and non-constant parameters are refused",
     "MaxPool": "1-D and 3-D pooling, asymmetric pads, auto_pad and the Indices output are not handled",
@@ -93,6 +96,22 @@ OPERATORS: dict[str, str | None] = {
     "Upsample": "non-constant scales and modes that are not a separable linear map are refused",
     "ConvTranspose": "not yet checked in every form",
     "ConstantOfShape": "only on constant inputs",
+    "Equal": "only on constant inputs (shape arithmetic)",
+    "Where": "only on constant inputs (shape arithmetic)",
+    "Expand": "only on constant inputs (shape arithmetic)",
+    # issue 21, smooth element-wise ops (verifier/ir/ops/smooth.py, periodic.py; tests/test_ops_smooth.py)
+    "Sin": None,
+    "Cos": None,
+    "Softplus": None,
+    "HardSigmoid": None,
+    "Exp": "an input bound whose exponential overflows the dtype (x > 88 in float32) is refused (unknown)",
+    "Log": "an input whose bounds reach 0 or below is refused (unknown)",
+    "Sqrt": "an input whose bounds reach below 0 is refused (unknown)",
+    "Reciprocal": "an input whose bounds contain 0 is refused (unknown)",
+    "Pow": "a non-constant exponent of a network value, an exponent tensor of several values, a base <= 0 to a "
+           "network value, and a fractional / negative exponent of an input whose bounds leave the domain are refused",
+    "Softmax": "bounded by IBP / CROWN only (as 1 / sum_j exp(x_j - x_i)): the MILP / LP encodings and alpha-CROWN "
+               "refuse it; an exponent whose bound overflows the dtype is refused",
 }
 
 ANSWERS: dict[str, list[str]] = {

@@ -84,12 +84,16 @@ def _lipschitz_fast_path(problem: Problem, deadline: Deadline | None = None) -> 
 def _non_relu(problem: Problem, options: VerifyOptions, deadline: Deadline, name: str, kinds: list[str]) -> Result:
     """Networks with other nonlinearities (Sigmoid, Tanh, MaxPool): CROWN (or interval) bounds, then the attack."""
     t = time.monotonic()
-    bmethod = "crown"
+    bmethod, why = "crown", ""
+    proven, best = [False], []
     try:
         proven, best = bound_spec(problem, replace(options.bounds, method="crown"), deadline)
     except UnsupportedError:  # e.g. MaxPool has no linear relaxation
         bmethod = "ibp"
-        proven, best = bound_spec(problem, replace(options.bounds, method="ibp"), deadline)
+        try:
+            proven, best = bound_spec(problem, replace(options.bounds, method="ibp"), deadline)
+        except UnsupportedError as e:  # e.g. Log of a possibly negative value: no bound, the attack still runs
+            bmethod, why = "none", str(e)
     timings = {bmethod: time.monotonic() - t}
     bound = min(best) if best else None
     if all(proven):
@@ -101,8 +105,10 @@ def _non_relu(problem: Problem, options: VerifyOptions, deadline: Deadline, name
     if cex is not None:
         return Result(Verdict.SAT, f"{name}:attack", counterexample=cex, timings=timings, stats=stats)
     verdict = Verdict.TIMEOUT if deadline.expired() else Verdict.UNKNOWN
-    return Result(verdict, f"{name}:{bmethod}+attack", bound=bound, timings=timings, stats=stats,
-                  message=f"branch and bound supports ReLU networks only (this one has {', '.join(kinds)})")
+    message = f"branch and bound supports ReLU networks only (this one has {', '.join(kinds)})"
+    if why:
+        message = f"no bound: {why}; {message}"
+    return Result(verdict, f"{name}:{bmethod}+attack", bound=bound, timings=timings, stats=stats, message=message)
 
 
 def bab_method(problem: Problem, options: VerifyOptions, deadline: Deadline) -> Result:

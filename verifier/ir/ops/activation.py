@@ -97,7 +97,13 @@ class MonotoneSmooth(Op):
         return self.fn(x)
 
     def ibp(self, b):
-        return self.fn(b[0]), self.fn(b[1])
+        """``fn`` of the ends in float64, rounded outward to the dtype (float32 sigmoid / tanh are not correctly
+        rounded: one ulp inside the exact range otherwise)."""
+        lo, hi = b
+        dt = lo.dtype
+        lo_f, hi_f = self.fn(lo.double()).to(dt), self.fn(hi.double()).to(dt)
+        return torch.nextafter(lo_f, torch.full_like(lo_f, -float("inf"))), \
+            torch.nextafter(hi_f, torch.full_like(hi_f, float("inf")))
 
     def relax(self, lo, hi, alpha=None):
         return _parallel_lines(self.fn, self.stationary, lo, hi)
