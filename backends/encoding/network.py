@@ -224,8 +224,9 @@ def encode_network(graph: Graph, pre: dict, x_lo: np.ndarray, x_hi: np.ndarray, 
                                                        mode, WIDEN)
                 n_unstable += k
             else:
-                raise UnsupportedError(f"the {mode.upper()} encoding supports piecewise-linear networks only; node "
-                                       f"'{node.onnx_node or node.name}' is {node.op.kind}")
+                where = node.onnx_node or f"'{node.name}' ({node.op.kind})"  # onnx_node: "'name' (OpType)"
+                raise UnsupportedError(f"the {mode.upper()} encoding supports piecewise-linear networks only, not node "
+                                       f"{where}")
             if node.name == out_name:
                 break
     lb, ub, integer, kind, A, row_lo, row_hi = b.finish()
