@@ -208,7 +208,7 @@ FOLDERS = {
     "Gather": _gather, "Concat": _concat, "Unsqueeze": _unsqueeze, "Squeeze": _squeeze, "Reshape": _reshape,
     "Flatten": _flatten, "Transpose": _transpose, "Relu": _relu, "MatMul": _matmul, "Gemm": _gemm,
     "Slice": _slice, "ConstantOfShape": _constant_of_shape, "Neg": _elementwise(np.negative),
-    "Abs": _elementwise(np.abs), "Sign": _elementwise(np.sign),
+    "Abs": _elementwise(np.abs), "Sign": _elementwise(np.sign), "Floor": _elementwise(np.floor),
     "ReduceSum": _reduce_sum,
     # shape arithmetic (as in the ml4acopf nets: Expand(shape, Where(Equal(c, shape), ones, c)))
     "Equal": lambda vals, a, label, source: np.equal(vals[0], vals[1]),

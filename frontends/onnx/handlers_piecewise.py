@@ -1,4 +1,4 @@
-"""Op handlers of the ONNX loader for the piecewise-linear element-wise operators: LeakyRelu, Abs, Sign, Clip,
+"""Op handlers of the ONNX loader for the piecewise-linear element-wise operators: LeakyRelu, Abs, Sign, Floor, Clip,
 and Max / Min of a network value and constants (a ``Clip``) or of two network values.
 
 ``max(a, b) = a + relu(b - a)`` and ``min(a, b) = a - relu(a - b)``: Max / Min of two network values become an
@@ -12,7 +12,7 @@ import numpy as np
 from frontends.onnx.context import LoadContext, OnnxNode
 from frontends.onnx.registry import handler
 from verifier.ir.ops import AddNodes, ReLU
-from verifier.ir.ops.piecewise import Abs, Clip, LeakyRelu, Sign
+from verifier.ir.ops.piecewise import Abs, Clip, Floor, LeakyRelu, Sign
 
 
 @handler("LeakyRelu")
@@ -20,9 +20,12 @@ def leaky_relu(ctx: LoadContext, n: OnnxNode) -> None:
     ctx.add(n.out, LeakyRelu(n.attrs.get("alpha", 0.01)), [ctx.name_of(n.inputs[0])], n.label)
 
 
-@handler("Abs", "Sign")
-def abs_sign(ctx: LoadContext, n: OnnxNode) -> None:
-    ctx.add(n.out, Abs() if n.op_type == "Abs" else Sign(), [ctx.name_of(n.inputs[0])], n.label)
+ATTRIBUTELESS = {"Abs": Abs, "Sign": Sign, "Floor": Floor}  # element-wise ops without attributes
+
+
+@handler(*ATTRIBUTELESS)
+def abs_sign_floor(ctx: LoadContext, n: OnnxNode) -> None:
+    ctx.add(n.out, ATTRIBUTELESS[n.op_type](), [ctx.name_of(n.inputs[0])], n.label)
 
 
 def _bound(ctx: LoadContext, n: OnnxNode, k: int, x_shape):

@@ -12,6 +12,9 @@ ACAS Xu), the other half uniform points (plus the box centre in round 0). The
 first step is a fraction of the box width that cycles over the rounds
 (``step_size / 2``, ``/ 10``, ``/ 50``): large first steps alone settle in the
 same basins round after round. Steps decay (cosine) to ``1e-4`` of the width.
+
+The gradient steps run on ``surrogate.attack_forward``: the exact values, with
+surrogate gradients through step ops (Sign, Floor) whose true gradient is zero.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import time
 import numpy as np
 import torch
 
+from verifier.attack.surrogate import attack_forward
 from verifier.attack.validate import validate_candidate
 from verifier.ir.deadline import Deadline
 from verifier.ir.graph import Graph
@@ -121,7 +125,7 @@ def pgd_attack(graph: Graph, spec: Spec, settings: AttackSettings, deadline: Dea
                     break
                 t_step = time.monotonic()
                 x.requires_grad_(True)
-                y = graph.forward(x.reshape(J * R, -1)).reshape(J, R, -1)
+                y = attack_forward(graph, x.reshape(J * R, -1)).reshape(J, R, -1)
                 loss = disjunct_loss(y, C, d)
                 g, = torch.autograd.grad(loss.sum(), x)
                 with torch.no_grad():
@@ -170,18 +174,6 @@ def _validate_batch(x, loss, idx, spec, reference, C, d, limit: int = 8, near: f
             close = np.flatnonzero(worst <= near * (1.0 + np.abs(dn).max(1)))
             others = [idx[i] for i in close[np.argsort(worst[close])] if i != j]
             cex = validate_candidate(reference, spec, xc, disjuncts=others) if others else None
-        if cex is not None:
-            return cex
-    return None
-    flat_loss = loss.reshape(-1)
-    order = torch.argsort(flat_loss)[:limit]
-    J, R = loss.shape
-    for k in order.tolist():
-        if float(flat_loss[k]) > 0:
-            break
-        j = k // R
-        xc = x.reshape(J * R, -1)[k].detach().cpu().double().numpy()
-        cex = validate_candidate(reference, spec, xc, disjuncts=[idx[j]] + [i for i in idx if i != idx[j]])
         if cex is not None:
             return cex
     return None

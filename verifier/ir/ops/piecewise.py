@@ -1,4 +1,5 @@
-"""Piecewise-linear element-wise operators: LeakyRelu, Abs, Clip (and Max / Min with a constant), Sign.
+"""Piecewise-linear element-wise operators: LeakyRelu, Abs, Clip (and Max / Min with a constant), and the steps
+Sign and Floor.
 
 The continuous ones (``PiecewiseLinear``) are written as ``f(x) = a x + b + sum_k c_k relu(x - t_k)``
 (``relu_form``): their interval rule is the exact range (the extremes lie at the interval's ends or at a kink
@@ -8,7 +9,10 @@ intercepts are the exact extremes of ``f(x) - k x`` (several kinks), and the MIL
 (``backends.encoding.piecewise``) is exact through the same ReLU terms.
 
 ``Sign`` is a step (-1, 0, 1): monotone interval rule, sound lines through the jump, and an exact MILP
-encoding with two binaries.
+encoding with two binaries. ``Floor`` is a staircase: monotone interval rule, the lines ``x - 1`` and ``x``
+(constants on one stair), and no MILP encoding (its number of stairs is unbounded).
+Their gradient is zero almost everywhere: the attack descends surrogate gradients through them
+(``verifier.attack.surrogate``).
 """
 from __future__ import annotations
 
@@ -153,3 +157,24 @@ class Sign(Op):
         a_u = torch.where(pos | neg | ((hi > 0) & (-lo < hi)), zero, a_u)
         b_u = torch.where(pos, one, torch.where(neg, -one, b_u))
         return a_l, b_l, a_u, b_u
+
+
+class Floor(Op):
+    """ONNX Floor: the largest integer not above ``x``."""
+
+    kind = "Floor"
+    affine = False
+
+    def forward(self, x):
+        return torch.floor(x)
+
+    def ibp(self, b):
+        return torch.floor(b[0]), torch.floor(b[1])  # non-decreasing
+
+    def relax(self, lo, hi, alpha=None):
+        """Lines ``x - 1 < floor(x) <= x``; the constant ``floor(lo)`` for both where ``[lo, hi]`` lies on one
+        stair (``floor(lo) = floor(hi)``)."""
+        f_lo = torch.floor(lo)
+        flat = f_lo == torch.floor(hi)
+        a = torch.where(flat, torch.zeros_like(lo), torch.ones_like(lo))
+        return a, torch.where(flat, f_lo, -torch.ones_like(lo)), a, torch.where(flat, f_lo, torch.zeros_like(lo))
