@@ -2,7 +2,8 @@
 
 ``search`` (each region of the spec in turn, input or ReLU splitting), ``common`` (what the searches share: the
 region to search, how a search ended, the rows), ``portfolio`` (searches run in turn with other settings),
-``input_split``; ReLU splitting: ``relu_split`` (the search loop), ``relu_start`` (the root and the choices made
+``input_split``, ``general`` (input splitting interleaved with PGD for networks with other nonlinearities than
+ReLU); ReLU splitting: ``relu_split`` (the search loop), ``relu_start`` (the root and the choices made
 once per search), ``relu_bounding`` (bounding a batch of domains), ``domains`` (the domains' state),
 ``branching`` (which neuron to split), ``smart_branching`` (split copies, filtered smart branching),
 ``relu_queue`` and ``domain_store`` (the open domains), ``exact_domains`` (domains decided by an LP or a small

@@ -1,8 +1,14 @@
-"""Branch and bound by splitting the input box (for networks with few inputs, e.g. ACAS Xu).
+"""Branch and bound by splitting the input box (for networks with few inputs, e.g. ACAS Xu, and for networks with
+other nonlinearities than ReLU, e.g. the Lyapunov controllers of lsnc: the only complete search those have).
 
 Each round bounds a batch of sub-boxes at once with CROWN (intermediate CROWN
 bounds per box). A sub-box is closed when every disjunct has a row whose lower
-bound of ``C y - d`` is positive beyond rounding.
+bound of ``C y - d`` is positive beyond rounding. On networks with other nonlinearities (Sigmoid, Sin, products,
+MaxPool, ...) ``bound_boxes`` takes each row's better of CROWN and the interval bound, and falls back to the
+interval pass where CROWN refuses (MaxPool has no linear relaxation); the exact check and alpha-CROWN (ReLU only)
+are skipped there, and each open box is shrunk to where its open disjuncts may hold by its linear bounds
+(``_clip_boxes``) before it is split. A box keeps the bounds of every input of every nonlinear node (both factors
+of a product) for its children.
 
 Branching (``BaBSettings.input_branching``):
 - ``"smear"``: split the dimension with the largest ``|A_i| * width_i`` of the
@@ -24,6 +30,7 @@ is validated with onnxruntime and ends the search with ``sat``.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -32,12 +39,14 @@ import torch
 
 from verifier.attack import pgd_attack
 from verifier.bab.common import Outcome, RegionOutcome, RegionTask, Rows, Stop, falsify
-from verifier.bounds.crown import backward_lower, intermediate_bounds
+from verifier.bounds.crown import backward_lower, fully_refined_nodes, intermediate_bounds, pre_activation_nodes
 from verifier.bounds.exact import settle_near_zero, supported
 from verifier.bounds.linear import LinearObjective, Steps, concretize_lower
 from verifier.bounds.objective import optimise_slopes
 from verifier.bounds.proof import within_rounding
 from verifier.ir.deadline import Deadline
+from verifier.ir.errors import UnsupportedError
+from verifier.ir.ops import MaxPool, ReLU
 from verifier.settings.bab import BaBSettings
 from verifier.settings.options import AttackSettings
 
@@ -84,7 +93,7 @@ class Boxes:
 
 
 def bound_boxes(graph, C, d, boxes: Boxes, alpha_iters: int = 0, alpha_ax: bool = True, deadline=None,
-                chunk: int = 4096):
+                chunk: int = 4096, stats: dict | None = None, out: dict | None = None):
     """Lower bounds (B, K) float64, rounding allowance (B, K), input coefficients (B, K, n) and
     the pre-activation bounds (dict node -> (lo, hi)) of ``boxes``, with ``alpha_iters`` alpha-CROWN steps
     (stopping at ``deadline``; ``alpha_ax``: the coefficients are the optimised bound's, else CROWN's).
@@ -92,12 +101,30 @@ def bound_boxes(graph, C, d, boxes: Boxes, alpha_iters: int = 0, alpha_ax: bool 
     ``boxes.pre`` optionally gives known bounds of the pre-activation nodes (those of the box the
     boxes were split from, still valid on every sub-box): they are intersected in before CROWN,
     so neurons already stable there cost no CROWN row.
+
+    Networks with other nonlinearities than ReLU (``_general``): no alpha steps (alpha-CROWN optimises ReLU
+    slopes only); each row's bound is the better of CROWN's and the interval bound on the output's bounds; where
+    CROWN refuses (MaxPool has no linear relaxation, a smooth op's lines are not defined on some bounds) the
+    interval pass bounds the boxes (coefficients zero: the split heuristic then halves the relatively widest
+    side), and boxes the interval pass refuses too stay open with a bound of -inf (``_bound_general``).
+    ``stats``, when given, counts the boxes bounded by the interval pass (``ibp_boxes``) and refused
+    (``refused_boxes``). ``out``, when given on such a network, receives ``linear``: the bounds (and allowances) of
+    the linear functions ``Ax x + c`` themselves (before the interval bound is taken where better; the interval
+    bound itself for boxes without coefficients), which ``_clip_boxes`` needs.
     """
     if len(boxes) > chunk:
-        parts = [bound_boxes(graph, C, d, boxes.select(slice(i, i + chunk)), alpha_iters, alpha_ax, deadline, chunk)
-                 for i in range(0, len(boxes), chunk)]
+        outs = [{} for _ in range(0, len(boxes), chunk)]
+        parts = [bound_boxes(graph, C, d, boxes.select(slice(i, i + chunk)), alpha_iters, alpha_ax, deadline, chunk,
+                             stats, o) for i, o in zip(range(0, len(boxes), chunk), outs)]
         lb, tol, Ax = (torch.cat(p) for p in zip(*[q[:3] for q in parts]))
         pre = {k: (torch.cat([q[3][k][0] for q in parts]), torch.cat([q[3][k][1] for q in parts])) for k in parts[0][3]}
+        if out is not None and all("linear" in o for o in outs):
+            out["linear"] = tuple(torch.cat([o["linear"][j] for o in outs]) for j in (0, 1))
+        return lb, tol, Ax, pre
+    if _general(graph):
+        lb, tol, Ax, pre, linear = _bound_general(graph, C, d, boxes, stats)
+        if out is not None:
+            out["linear"] = linear
         return lb, tol, Ax, pre
     lo, hi = boxes.lo, boxes.hi
     B, K = lo.shape[0], C.shape[0]
@@ -111,8 +138,120 @@ def bound_boxes(graph, C, d, boxes: Boxes, alpha_iters: int = 0, alpha_ax: bool 
         lb, tol, Ax_alpha = optimise_slopes(obj, lb, tol, Steps(alpha_iters, 0.5), Ax=Ax, deadline=deadline)
         if alpha_ax:  # else the split heuristic keeps CROWN's coefficients
             Ax = Ax_alpha
-    keep = {n.inputs[0] for n in graph.nonlinear_nodes()}
-    return lb, tol, Ax, {k: v for k, v in pre.items() if k in keep}
+    return lb, tol, Ax, _kept(graph, pre)
+
+
+def _general(graph) -> bool:
+    """Whether the graph has nonlinear nodes other than ReLU (cached on the graph)."""
+    cached = graph.__dict__.get("_input_split_general")
+    if cached is None:
+        cached = graph.__dict__["_input_split_general"] = any(not isinstance(n.op, ReLU)
+                                                              for n in graph.nonlinear_nodes())
+    return cached
+
+
+def _kept_names(graph) -> list[str]:
+    """The nodes whose bounds a box hands to its children: every input of every nonlinear node (a product's
+    relaxation needs both factors' bounds) and the nodes CROWN bounds at every element (``fully_refined_nodes``),
+    i.e. every node where ``intermediate_bounds`` intersects in known bounds. Cached on the graph."""
+    cached = graph.__dict__.get("_input_split_kept")
+    if cached is None:
+        names = pre_activation_nodes(graph)
+        cached = names + sorted(fully_refined_nodes(graph) - set(names))
+        graph.__dict__["_input_split_kept"] = cached
+    return cached
+
+
+def box_elements(graph) -> int:
+    """The numbers a stored box holds: its sides and the known bounds handed to its children (``_kept_names``)."""
+    return 2 * graph.n_inputs + 2 * sum(math.prod(graph.shape_of(k)) for k in _kept_names(graph))
+
+
+def _kept(graph, pre: dict) -> dict:
+    return {k: pre[k] for k in _kept_names(graph) if k in pre}
+
+
+def _no_linear_relaxation(graph) -> bool:
+    """Whether some node has no linear relaxation at all (MaxPool): CROWN would refuse every box."""
+    return any(isinstance(n.op, MaxPool) for n in graph.nonlinear_nodes())
+
+
+def _bound_general(graph, C, d, boxes: Boxes, stats: dict | None):
+    """``bound_boxes`` on a graph with other nonlinearities than ReLU: CROWN (the better of it and the interval
+    bound per row), else the interval pass, else (both refused: some node's bounds leave its op undefined) the
+    batch is halved until the boxes refused are alone; those get a bound of -inf (never proven, split on).
+    Returns ``bound_boxes``' four values and the linear functions' own bounds (``bound_boxes``' ``out``)."""
+    try:
+        if not _no_linear_relaxation(graph):
+            try:
+                return _crown_general(graph, C, d, boxes)
+            except UnsupportedError as e:
+                log.debug("input split: CROWN refused %d boxes (%s); interval bounds", len(boxes), e)
+        found = _interval_general(graph, C, d, boxes)
+        if stats is not None:
+            stats["ibp_boxes"] = stats.get("ibp_boxes", 0) + len(boxes)
+        return found
+    except UnsupportedError as e:
+        if len(boxes) > 1:
+            h = len(boxes) // 2
+            parts = [_bound_general(graph, C, d, boxes.select(sl), stats) for sl in (slice(None, h), slice(h, None))]
+            lb, tol, Ax = (torch.cat(p) for p in zip(*[q[:3] for q in parts]))
+            pre = {k: (torch.cat([q[3][k][0] for q in parts]), torch.cat([q[3][k][1] for q in parts]))
+                   for k in parts[0][3]}
+            linear = tuple(torch.cat([q[4][j] for q in parts]) for j in (0, 1))
+            return lb, tol, Ax, pre, linear
+        log.debug("input split: a box refused by every bound (%s)", e)
+        if stats is not None:
+            stats["refused_boxes"] = stats.get("refused_boxes", 0) + 1
+        lb, tol, Ax, pre = _refused(graph, C, boxes)
+        return lb, tol, Ax, pre, (lb, tol)
+
+
+def _crown_general(graph, C, d, boxes: Boxes):
+    lo, hi = boxes.lo, boxes.hi
+    B, K = lo.shape[0], C.shape[0]
+    pre = intermediate_bounds(graph, lo, hi, "crown", fixed=boxes.pre)
+    A0 = C.reshape(1, K, *graph.output_shape).expand(B, K, *graph.output_shape)
+    info: dict = {}
+    _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True, out=info)
+    lin_lb, lin_tol = concretize_lower(Ax, bias, lo, hi, d, graph.dtype, info["bias_abs"])
+    lb_i, tol_i = _interval_rows(graph, C, d, pre, B)
+    better = (lb_i - tol_i) > (lin_lb - lin_tol)  # both sound; CROWN's lines are loose on wide boxes
+    lb, tol = torch.where(better, lb_i, lin_lb), torch.where(better, tol_i, lin_tol)
+    return lb, tol, Ax, _kept(graph, pre), (lin_lb, lin_tol)
+
+
+def _interval_general(graph, C, d, boxes: Boxes):
+    B = len(boxes)
+    pre = intermediate_bounds(graph, boxes.lo, boxes.hi, "ibp", fixed=boxes.pre)
+    lb, tol = _interval_rows(graph, C, d, pre, B)
+    Ax = torch.zeros(B, C.shape[0], graph.n_inputs, dtype=boxes.lo.dtype, device=boxes.lo.device)
+    return lb, tol, Ax, _kept(graph, pre), (lb, tol)
+
+
+def _interval_rows(graph, C, d, pre: dict, B: int):
+    """Lower bounds (and allowances) of the rows ``C y - d`` on the output's interval bounds."""
+    ylo, yhi = (t.reshape(B, -1) for t in pre[graph.output_name])
+    K = C.shape[0]
+    zero = torch.zeros(B, K, dtype=ylo.dtype, device=ylo.device)
+    return concretize_lower(C.unsqueeze(0).expand(B, K, -1), zero, ylo, yhi, d, graph.dtype)
+
+
+def _refused(graph, C, boxes: Boxes):
+    """A box no bound accepts: -inf rows, zero coefficients, and the known bounds it came with (else none)."""
+    B, K, dev, dt = len(boxes), C.shape[0], boxes.lo.device, boxes.lo.dtype
+    lb = torch.full((B, K), -float("inf"), dtype=torch.float64, device=dev)
+    tol = torch.zeros(B, K, dtype=torch.float64, device=dev)
+    Ax = torch.zeros(B, K, graph.n_inputs, dtype=dt, device=dev)
+    pre = {}
+    for k in _kept_names(graph):
+        if boxes.pre is not None and k in boxes.pre:
+            pre[k] = boxes.pre[k]
+        else:
+            shape = (B, *graph.shape_of(k))
+            pre[k] = (torch.full(shape, -float("inf"), dtype=dt, device=dev),
+                      torch.full(shape, float("inf"), dtype=dt, device=dev))
+    return lb, tol, Ax, pre
 
 
 def _recheck_float64(problem, rows: Rows, boxes: Boxes, lb, grp_ok, alpha_iters: int, stats: dict):
@@ -206,15 +345,19 @@ def input_split_region(task: RegionTask, deadline: Deadline, stats: dict, resume
     first = True
     it = 0
     round_s = stats.get("input_round_s", 0.0)  # the last round's seconds (also of an earlier search of the run):
-    # a round that would end after the run's end is not started
+    # a round that would end after the run's end is not started (its time estimated from the last one's, in
+    # proportion to its boxes where it has more: while the open boxes are fewer than a batch, each round doubles)
     while len(boxes) > 0:
-        if deadline.step_would_overrun(round_s):
+        per = settings.batch // (2 * graph.n_inputs) if (best_mode and not first) else settings.batch
+        take = max(1, min(per, len(boxes)))
+        estimate = round_s * max(1.0, take / stats.get("input_round_boxes", take))
+        if deadline.step_would_overrun(estimate):
             stats["open_domains"] = stats.get("open_domains", 0) + len(boxes)
             return RegionOutcome(Outcome.OPEN, stopped=Stop.DEADLINE, open_domains=len(boxes),
                                  open_boxes=None if best_mode else boxes)
-        per = settings.batch // (2 * graph.n_inputs) if (best_mode and not first) else settings.batch
         # newest boxes first (depth first), which keeps the number of stored boxes small
-        batch = boxes.pop_newest(max(1, min(per, len(boxes))))
+        batch = boxes.pop_newest(take)
+        stats["input_round_boxes"] = take
         t_round = time.monotonic()
         with torch.no_grad():
             if best_mode and not first:
@@ -254,8 +397,9 @@ def _round(task: RegionTask, rows: Rows, batch: Boxes, root_width, boxes: Boxes,
     row bounds, None when every box closed)."""
     problem, settings = task.problem, task.settings
     graph = problem.graph
+    lin: dict = {}
     lb, tol, Ax, pre = bound_boxes(graph, rows.C, rows.d, batch, alpha_iters=settings.input_alpha_iters,
-                                   alpha_ax=settings.input_alpha_ax, deadline=deadline)
+                                   alpha_ax=settings.input_alpha_ax, deadline=deadline, stats=stats, out=lin)
     stats["bound_calls"] = stats.get("bound_calls", 0) + 1
     stats["domains"] = stats.get("domains", 0) + len(batch)
     grp_ok = rows.group_ok(lb, tol, batch.done)
@@ -271,6 +415,13 @@ def _round(task: RegionTask, rows: Rows, batch: Boxes, root_width, boxes: Boxes,
     cex = falsify(problem, rows, lo, hi, Ax, grp_ok)
     if cex is not None:
         return RegionOutcome(Outcome.FALSIFIED, cex), None
+    if "linear" in lin:  # networks with other nonlinearities: shrink each box to where its open disjuncts may hold
+        keep, lo, hi, grp_ok = _clip_boxes(rows, lo, hi, Ax, lin["linear"][0][open_], lin["linear"][1][open_], grp_ok)
+        stats["clip_closed"] = stats.get("clip_closed", 0) + int((~keep).sum())
+        if not bool(keep.any()):
+            return None, None
+        Ax, lb = Ax[keep], lb[keep]
+        pre = {k: (v[0][keep], v[1][keep]) for k, v in pre.items()}
     width = hi - lo
     if bool((width.max(1).values <= 1e-9 * (1 + hi.abs().max(1).values)).any()):
         stats["unsplittable"] = True
@@ -283,6 +434,41 @@ def _round(task: RegionTask, rows: Rows, batch: Boxes, root_width, boxes: Boxes,
         boxes.push(Boxes(torch.cat([l1, l2]), torch.cat([h1, h2]), torch.cat([grp_ok, grp_ok]),
                          {k: (torch.cat([v[0], v[0]]), torch.cat([v[1], v[1]])) for k, v in pre.items()}))
     return None, lb
+
+
+def _clip_boxes(rows: Rows, lo, hi, Ax, lin_lb, lin_tol, grp_ok):
+    """Shrink each box to the smallest box holding every point where one of its open disjuncts may hold (what
+    alpha-beta-CROWN's input split calls clipping the domains).
+
+    On box ``b`` the row ``r`` is at least ``l(x) - tol`` with ``l(x) = lin_lb + sum_i |a_i| dist_i(x)``, where
+    ``a = Ax[b, r]`` and ``dist_i`` is the distance of ``x_i`` from the side where ``a_i x_i`` is least. A point where
+    the row is at most 0 thus has ``dist_i <= (tol - lin_lb) / |a_i|`` for every ``i``: a box per row; per disjunct
+    (all its rows at most 0) their intersection, empty where the disjunct cannot hold on the box (then it is done
+    there); per box the hull of its open disjuncts' boxes. The sides are rounded outward to the boxes' dtype.
+
+    Returns (the boxes kept: some open disjunct may hold there, (B,) bool; their new ``lo``, ``hi``; ``grp_ok``)."""
+    dt = lo.dtype
+    lo64, hi64, a = lo.double(), hi.double(), Ax.double()
+    slack = (lin_tol - lin_lb).clamp(min=0).unsqueeze(-1)  # (B, K, 1)
+    mag = a.abs()
+    reach = torch.where(mag > 0, slack / mag.clamp(min=1e-300), torch.full_like(mag, float("inf")))
+    reach = reach * (1 + 1e-9) + 1e-9 * (hi64 - lo64).unsqueeze(1)  # a little outward for the float64 sums
+    lo_r = torch.where(a < 0, torch.maximum(lo64.unsqueeze(1), hi64.unsqueeze(1) - reach), lo64.unsqueeze(1))
+    hi_r = torch.where(a > 0, torch.minimum(hi64.unsqueeze(1), lo64.unsqueeze(1) + reach), hi64.unsqueeze(1))
+    B, G, n = lo.shape[0], len(rows.groups), lo.shape[1]
+    idx = rows.row_group.reshape(1, -1, 1).expand(B, -1, n)
+    lo_g = lo64.unsqueeze(1).expand(B, G, n).clone().scatter_reduce_(1, idx, lo_r, "amax")
+    hi_g = hi64.unsqueeze(1).expand(B, G, n).clone().scatter_reduce_(1, idx, hi_r, "amin")
+    grp_ok = grp_ok | (lo_g > hi_g).any(-1)
+    keep = ~grp_ok.all(1)
+    open_g = (~grp_ok).unsqueeze(-1)
+    new_lo = torch.where(open_g, lo_g, torch.full_like(lo_g, float("inf"))).amin(1)[keep]
+    new_hi = torch.where(open_g, hi_g, torch.full_like(hi_g, -float("inf"))).amax(1)[keep]
+    lo32, hi32 = new_lo.to(dt), new_hi.to(dt)  # rounded outward: never inside the float64 sides
+    lo32 = torch.where(lo32.double() > new_lo, torch.nextafter(lo32, torch.full_like(lo32, -float("inf"))), lo32)
+    hi32 = torch.where(hi32.double() < new_hi, torch.nextafter(hi32, torch.full_like(hi32, float("inf"))), hi32)
+    lo_k, hi_k = lo[keep], hi[keep]
+    return keep, torch.maximum(lo32, lo_k), torch.minimum(hi32, hi_k), grp_ok[keep]
 
 
 def _log_progress(boxes: Boxes, root_width, group_best, stats: dict, deadline: Deadline):
@@ -300,6 +486,8 @@ def _branch_dim(settings: BaBSettings, rows: Rows, lb, Ax, width, root_width, gr
     then the score can keep halving one other dimension for ever. ``input_max_aspect`` stops that:
     a box whose chosen side is that many times narrower (relative to the region) than its widest
     side is split along the widest side instead.
+    A box without coefficients (bounded by the interval pass: ``bound_boxes``) is split along its relatively
+    widest side.
     """
     rel = width / root_width
     if settings.input_branching == "widest":
@@ -314,7 +502,9 @@ def _branch_dim(settings: BaBSettings, rows: Rows, lb, Ax, width, root_width, gr
         widest = rel.max(1)
         thin = rel.gather(1, dim.unsqueeze(1)).squeeze(1) * settings.input_max_aspect < widest.values
         dim = torch.where(thin, widest.indices, dim)
-    return dim
+    # a box bounded by intervals (or refused) has no coefficients: its relatively widest side
+    flat = Ax.abs().flatten(1).amax(1) == 0
+    return torch.where(flat, rel.argmax(1), dim)
 
 
 def _smear_dim(rows: Rows, lb, Ax, width, grp_ok):

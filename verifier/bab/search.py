@@ -48,10 +48,10 @@ def search_region(task: RegionTask, strategy: str, deadline: Deadline, stats: di
 
 
 def search_regions(problem: Problem, proven: list[bool], settings: BaBSettings, bounds: BoundSettings,
-                   deadline: Deadline, stats: dict) -> SearchOutcome:
+                   deadline: Deadline, stats: dict, strategy: str | None = None) -> SearchOutcome:
     """Branch and bound on every input region with a disjunct that ``proven`` (per disjunct) leaves open, with
-    the run's branch-and-bound and bound settings."""
-    strategy = choose_strategy(problem, settings)
+    the run's branch-and-bound and bound settings, by ``strategy`` ("input" or "relu"; None: ``choose_strategy``)."""
+    strategy = strategy or choose_strategy(problem, settings)
     stats["strategy"] = strategy
     refined = False
     last_open: RegionOutcome | None = None

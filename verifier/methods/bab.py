@@ -6,10 +6,12 @@ import logging
 import time
 from dataclasses import replace
 
+import torch
+
 from verifier.attack import pgd_attack
-from verifier.bab.common import Outcome
+from verifier.bab.common import Outcome, Stop
+from verifier.bab.general import search_general
 from verifier.bab.refine import MARGIN_ABS, MARGIN_REL
-from verifier.bab.search import search_regions
 from verifier.bounds.spec_bounds import bound_spec
 from verifier.certificates.lipschitz.fastpath import lipschitz_fast_path
 from verifier.ir.deadline import Deadline
@@ -19,6 +21,7 @@ from verifier.ir.ops import ReLU
 from verifier.ir.problem import Problem
 from verifier.ir.result import Result, Verdict
 from verifier.methods.registry import register_method
+from verifier.methods.schedule import first_attack, run_plan, search_result
 from verifier.settings import VerifyOptions
 
 log = logging.getLogger("verifier.bab")
@@ -48,25 +51,14 @@ def run_bab(problem: Problem, options: VerifyOptions, deadline: Deadline, name: 
     crown_bound = stats["crown_bound"] = min(best) if best else None
     if all(proven):
         return Result(Verdict.UNSAT, f"{name}:crown", bound=crown_bound, timings=timings, stats=stats)
-    if settings.attack_first:
-        t = time.monotonic()
-        budget = deadline.sub(max(1.0, settings.attack_fraction * deadline.total))
-        cex = pgd_attack(problem.graph, problem.spec, options.attack, budget, problem.reference,
-                         rounds=settings.attack_rounds, stats=stats)
-        timings["attack"] = time.monotonic() - t
-        if cex is not None:
-            return Result(Verdict.SAT, name + ":attack", counterexample=cex, timings=timings, stats=stats)
+    if name == "auto":  # the planner's schedule: MILP, input or ReLU splitting, raced where cores allow
+        return run_plan(problem, proven, options, deadline, stats, timings, name, REFINE_NOTE)
+    sat = first_attack(problem, options, deadline, stats, timings, name) if settings.attack_first else None
+    if sat is not None:
+        return sat
     if deadline.expired():
         return Result(Verdict.TIMEOUT, name, timings=timings, stats=stats)
-    t = time.monotonic()
-    found = search_regions(problem, proven, settings, options.bounds, deadline, stats)
-    timings["search"] = time.monotonic() - t
-    method = f"{name}:{found.strategy}-split"
-    if found.outcome == Outcome.FALSIFIED:
-        return Result(Verdict.SAT, method, counterexample=found.counterexample, timings=timings, stats=stats)
-    if found.outcome == Outcome.PROVEN:
-        return Result(Verdict.UNSAT, method, timings=timings, stats=stats, message=REFINE_NOTE if found.refined else "")
-    return Result(Verdict.TIMEOUT if found.out_of_time else Verdict.UNKNOWN, method, timings=timings, stats=stats)
+    return search_result(problem, proven, options, deadline, stats, timings, name, refine_note=REFINE_NOTE)
 
 
 def _lipschitz_fast_path(problem: Problem, deadline: Deadline | None = None) -> Result | None:
@@ -81,8 +73,16 @@ def _lipschitz_fast_path(problem: Problem, deadline: Deadline | None = None) -> 
     return None
 
 
+NEAR_ZERO = 1e-3  # networks with other nonlinearities: a float32 bound of an open disjunct above -NEAR_ZERO on the
+# whole box is bounded again in float64 before the search
+
+
 def _non_relu(problem: Problem, options: VerifyOptions, deadline: Deadline, name: str, kinds: list[str]) -> Result:
-    """Networks with other nonlinearities (Sigmoid, Tanh, MaxPool): CROWN (or interval) bounds, then the attack."""
+    """Networks with other nonlinearities (Sigmoid, Tanh, Sin, products, MaxPool, ...): CROWN (or interval) bounds on
+    the whole box, an attack with ``BaBSettings.attack_fraction`` of the time, then input splitting interleaved with
+    the attack for the rest (``verifier.bab.general``; any input dimension: ReLU splitting does not apply). Where no
+    bound is defined on the whole box (e.g. Log of a possibly negative value) the attack takes all the time."""
+    settings = options.bab
     t = time.monotonic()
     bmethod, why = "crown", ""
     proven, best = [False], []
@@ -95,20 +95,54 @@ def _non_relu(problem: Problem, options: VerifyOptions, deadline: Deadline, name
         except UnsupportedError as e:  # e.g. Log of a possibly negative value: no bound, the attack still runs
             bmethod, why = "none", str(e)
     timings = {bmethod: time.monotonic() - t}
+    near = any(not p and b > -NEAR_ZERO for p, b in zip(proven, best))
+    if near and problem.graph.dtype != torch.float64 and not deadline.expired():
+        # float32's own rounding in the bound passes (not only its allowance) can keep a bound just below 0 that
+        # float64 proves (ml4acopf 118_ieee prop4: -5.4e-6 in float32, +1.1e-6 in float64)
+        t = time.monotonic()
+        p64 = replace(problem, graph=problem.graph64())
+        try:
+            proven64, best64 = bound_spec(p64, replace(options.bounds, method=bmethod), deadline)
+            proven = [a or b for a, b in zip(proven, proven64)]
+            best = [max(a, b) for a, b in zip(best, best64)]
+            bmethod64 = all(proven)
+        except UnsupportedError:
+            bmethod64 = False
+        timings[f"{bmethod}-float64"] = time.monotonic() - t
+        if bmethod64:
+            bmethod = f"{bmethod}-float64"
     bound = min(best) if best else None
     if all(proven):
         return Result(Verdict.UNSAT, f"{name}:{bmethod}", bound=bound, timings=timings)
     t = time.monotonic()
     stats: dict = {}
-    cex = pgd_attack(problem.graph, problem.spec, options.attack, deadline, problem.reference, stats=stats)
+    budget = deadline if why else deadline.sub(max(1.0, settings.attack_fraction * deadline.left()))
+    cex = pgd_attack(problem.graph, problem.spec, options.attack, budget, problem.reference, stats=stats)
     timings["attack"] = time.monotonic() - t
     if cex is not None:
         return Result(Verdict.SAT, f"{name}:attack", counterexample=cex, timings=timings, stats=stats)
-    verdict = Verdict.TIMEOUT if deadline.expired() else Verdict.UNKNOWN
-    message = f"branch and bound supports ReLU networks only (this one has {', '.join(kinds)})"
-    if why:
-        message = f"no bound: {why}; {message}"
-    return Result(verdict, f"{name}:{bmethod}+attack", bound=bound, timings=timings, stats=stats, message=message)
+    if why or deadline.expired():
+        verdict = Verdict.TIMEOUT if deadline.expired() else Verdict.UNKNOWN
+        message = f"no bound: {why}; input splitting needs bounds on the whole box" if why else ""
+        return Result(verdict, f"{name}:{bmethod}+attack", bound=bound, timings=timings, stats=stats, message=message)
+    t = time.monotonic()
+    found = search_general(problem, proven, settings, options.bounds, options.attack, deadline, stats)
+    timings["search"] = time.monotonic() - t
+    method = f"{name}:{found.strategy}" if found.strategy == "attack" else f"{name}:input-split"
+    if found.outcome == Outcome.FALSIFIED:
+        return Result(Verdict.SAT, method, counterexample=found.counterexample, timings=timings, stats=stats)
+    if found.outcome == Outcome.PROVEN:
+        return Result(Verdict.UNSAT, method, bound=bound, timings=timings, stats=stats)
+    if found.stopped == Stop.MEMORY:
+        why_open = "the stored boxes passed their cap"
+    elif found.stopped == Stop.UNSPLITTABLE:
+        why_open = "a box became too thin to halve"
+    else:
+        why_open = "its time ran out"
+    message = (f"input splitting ({', '.join(kinds)}) left {stats.get('open_domains', 0)} boxes open after "
+               f"bounding {stats.get('domains', 0)}: {why_open}")
+    return Result(Verdict.TIMEOUT if found.out_of_time else Verdict.UNKNOWN, method, bound=bound, timings=timings,
+                  stats=stats, message=message)
 
 
 def bab_method(problem: Problem, options: VerifyOptions, deadline: Deadline) -> Result:

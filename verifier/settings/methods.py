@@ -9,7 +9,8 @@ from __future__ import annotations
 METHODS: dict[str, str] = {
     "alpha-crown": "optimised alpha-CROWN bounds, then attack",
     "attack": "PGD falsifier (sat or unknown)",
-    "auto": "default: attack, then branch and bound chosen by the input size",
+    "auto": ("default: CROWN and an attack, then a schedule planned from the problem (exact MILP for few unstable "
+             "ReLUs, raced against input or ReLU splitting on two cores; -v prints it)"),
     "bab": "branch and bound (input or ReLU splitting) with attacks: sat / unsat",
     "crown": "CROWN linear bounds (unsat or unknown), then attack",
     "dual": "Wong-Kolter dual network bound (incomplete, one backward pass): unsat only",

@@ -8,6 +8,7 @@ from typing import Literal
 from verifier.settings.bab import BaBSettings
 from verifier.settings.bounds import BoundSettings
 from verifier.settings.inputs import LimitSettings, ModelCheckSettings
+from verifier.settings.plan import PlanSettings
 
 
 @dataclass(frozen=True)
@@ -31,5 +32,6 @@ class VerifyOptions:
     attack: AttackSettings = field(default_factory=AttackSettings)
     bounds: BoundSettings = field(default_factory=BoundSettings)
     bab: BaBSettings = field(default_factory=BaBSettings)
+    plan: PlanSettings = field(default_factory=PlanSettings)  # auto's schedule (verifier.methods.planner)
     limits: LimitSettings = field(default_factory=LimitSettings)
     model_check: ModelCheckSettings = field(default_factory=ModelCheckSettings)
