@@ -98,18 +98,23 @@ def race(problem: Problem, local: Callable[[Deadline], Result], remote: Callable
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads - 1))
     try:
-        mine = local(deadline.with_cancel(cancel))
-    finally:
-        torch.set_num_threads(threads)
-    t_local = time.monotonic() - t0
-    if mine.verdict not in DECIDED and not deadline.expired():  # the local search gave up early: wait for the child
-        watcher.join(max(0.0, deadline.left()))
-    watcher.done.set()
-    if child.is_alive():
-        child.kill()
-    child.join(KILL_WAIT_S)
-    recv.close()
+        try:
+            mine = local(deadline.with_cancel(cancel))
+        finally:
+            torch.set_num_threads(threads)
+        t_local = time.monotonic() - t0
+        if mine.verdict not in DECIDED and not deadline.expired():  # the local search gave up early: wait
+            watcher.join(max(0.0, deadline.left()))
+    finally:  # whatever happened here, no racer outlives the race
+        watcher.done.set()
+        stopped = child.is_alive()  # still working: stopped by us (its pipe then reads as closed)
+        if stopped:
+            child.kill()
+        child.join(KILL_WAIT_S)
+        recv.close()
     theirs = watcher.answer
+    error = watcher.error if watcher.at is not None or not stopped else ""  # a killed child's closed pipe: no error
+    remote = str(theirs.verdict) if theirs is not None else (error.splitlines() or ["stopped"])[0]
     if theirs is not None and theirs.verdict is Verdict.SAT:
         cex = theirs.counterexample
         if validate_candidate(problem.reference, problem.spec, cex.x) is None:  # never taken on the child's word
@@ -119,8 +124,7 @@ def race(problem: Problem, local: Callable[[Deadline], Result], remote: Callable
         mine.verdict not in DECIDED or (watcher.at is not None and watcher.at - t0 < t_local))
     stats["race"] = {"local": names[0], "remote": names[1], "local_verdict": str(mine.verdict),
                      "local_s": round(t_local, 3),
-                     "remote_verdict": str(theirs.verdict) if theirs is not None else (watcher.error.splitlines() or
-                                                                                        ["stopped"])[0],
+                     "remote_verdict": remote,
                      "remote_s": round(watcher.at - t0, 3) if watcher.at is not None else None,
                      "winner": names[1] if first_is_child else (names[0] if mine.verdict in DECIDED else None)}
     if first_is_child:
