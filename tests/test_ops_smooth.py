@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import Builder, ort_session
-from test_bounds import F64, boxes, check_nodes, check_sound, objective_values, sample_inputs
+from op_specs import check_auto_both_sides
+from test_bounds import F64, boxes, check_nodes, check_sound, sample_inputs
 from test_onnx_loader import compare_with_ort, single_op_model
 
 from frontends.onnx.loader import graph_from_onnx
@@ -315,29 +316,7 @@ def test_crown_refines_every_element_before_a_smooth_op():
 @pytest.mark.parametrize("case", ["exp", "log", "sqrt_of_square", "reciprocal", "softplus", "sin", "cos",
                                   "hard_sigmoid", "pow2", "pow3", "pow_half", "sigmoid", "tanh"])
 def test_auto_answers_sat_by_its_attack_and_unsat_by_its_bounds(tmp_path, case):
-    """``auto`` on a net with the op: a validated ``sat`` just above the sampled minimum of ``y0 - y1`` (found by its
-    PGD), and ``unsat`` below CROWN's lower bound."""
-    from verifier.api import verify
-
-    model = _net(case, seed=3)
-    g64 = graph_from_onnx(model, case, dtype=F64)
-    lo, hi = np.array([-0.5, -0.3, 0.1]), np.array([0.3, 0.4, 0.6])
-    C = torch.tensor([[1.0, -1.0]])
-    X = sample_inputs(g64, C, lo, hi, np.random.default_rng(0), n_uniform=1000, starts=6, steps=25)
-    best = float(objective_values(g64, C, torch.zeros(1), X).min())
-    ob = objective_bounds(g64, C, torch.zeros(1), *boxes(lo, hi), BoundSettings("crown"))
-    assert float(ob.lower[0, 0]) <= best
-    path = tmp_path / f"{case}.onnx"
-    path.write_bytes(model.SerializeToString())
-    head = "".join(f"(declare-const X_{i} Real)\n(assert (>= X_{i} {lo[i]}))\n(assert (<= X_{i} {hi[i]}))\n"
-                   for i in range(3)) + "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"
-    for thr, expect in ((best + 0.02, "sat"), (float(ob.lower[0, 0]) - 0.05, "unsat")):
-        spec = tmp_path / f"{case}_{expect}.vnnlib"
-        spec.write_text(head + f"(assert (<= (- Y_0 Y_1) {thr}))\n")
-        r = verify(path, spec, method="auto", timeout=30)
-        assert r.verdict.value == expect, (case, thr, r.verdict, r.method, r.message)
-        if expect == "sat":  # found by PGD through the op's torch forward, validated on onnxruntime
-            assert "attack" in r.method and r.counterexample is not None and r.counterexample.validated, r.method
+    check_auto_both_sides(_net(case, seed=3), case, tmp_path, n_uniform=1000, starts=6, steps=25, sat_by_attack=True)
 
 
 def test_a_refused_domain_is_unknown_with_the_node_named(tmp_path):
