@@ -181,3 +181,14 @@ def test_auto_plans_the_milp_on_a_tabular_net_and_agrees_with_it(tabular):
     if cores() >= 2:
         assert auto.stats["race"]["winner"] in ("milp", "input-split")
         assert auto.method == f"auto:{auto.stats['race']['winner']}"
+
+
+def test_features_count_a_relu_on_the_network_input(tmp_path):
+    net = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    model = str(tmp_path / "relu_first.onnx")
+    export_onnx(net, model, (4,), method="helper")
+    spec = write_spec(tmp_path / "s.vnnlib", np.full(4, 0.5), 0, 0.5, 2)  # the box [0, 1]^4
+    f = problem_features(load_problem(model, spec, VerifyOptions()))
+    assert f.n_relu == 4 + 6 and f.depth == 2 and f.n_unstable is not None and f.n_unstable <= 6
+    r = verify(model, spec, method="auto", timeout=30)
+    assert r.verdict in (Verdict.SAT, Verdict.UNSAT)

@@ -62,7 +62,7 @@ OPERATORS: dict[str, str | None] = {
     "Add": "a constant operand that broadcasts the network value (x[2,1] + c[1,2]) is refused",
     "Sub": "a constant operand that broadcasts the network value is refused",
     "Mul": "a product of two network values is bounded by IBP / CROWN only (McCormick planes): the MILP / LP "
-           "encodings and alpha-CROWN refuse it, so no complete method applies",
+           "encodings and alpha-CROWN refuse it, so only input splitting searches it",
     "Div": "division by a network value is bounded only where the divisor's bounds exclude 0 (elsewhere the bound "
            "passes refuse it: unknown), and by IBP / CROWN only",
     "Gemm": "Gemm(constant A, x), Gemm(x, x) and a non-constant C are refused",
@@ -110,6 +110,8 @@ OPERATORS: dict[str, str | None] = {
     "Reciprocal": "an input whose bounds contain 0 is refused (unknown)",
     "Pow": "a non-constant exponent of a network value, an exponent tensor of several values, a base <= 0 to a "
            "network value, and a fractional / negative exponent of an input whose bounds leave the domain are refused",
+    "Floor": "bounded by IBP / CROWN only (lines x - 1 and x): the MILP / LP encodings refuse it, so only input "
+             "splitting searches it",
     "Softmax": "bounded by IBP / CROWN only (as 1 / sum_j exp(x_j - x_i)): the MILP / LP encodings and alpha-CROWN "
                "refuse it; an exponent whose bound overflows the dtype is refused",
 }

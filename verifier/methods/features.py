@@ -42,7 +42,10 @@ def problem_features(problem: Problem) -> Features:
     """The features of ``problem`` (one CROWN pass of the intermediate bounds per counted region)."""
     graph, spec = problem.graph, problem.spec
     relus = [n for n in graph.nodes if isinstance(n.op, ReLU)]
-    n_relu = sum(int(np.prod(graph.by_name[n.inputs[0]].shape)) for n in relus)
+    def size(name: str) -> int:  # a ReLU may take the network's input itself
+        return graph.n_inputs if name == graph.input_name else int(np.prod(graph.by_name[name].shape))
+
+    n_relu = sum(size(n.inputs[0]) for n in relus)
     n_other = sum(1 for n in graph.nonlinear_nodes() if not isinstance(n.op, ReLU))
     regions = spec.regions()
     unstable = vars_ = rows = None
