@@ -18,6 +18,7 @@ from conftest import BENCH, ZOO, Builder, make_fc, needs_bench
 from scipy.optimize import linprog
 from test_onnx_loader import OP_CASES, single_op_model
 
+import verifier.bounds.crown as crown_module
 from frontends.onnx.loader import graph_from_onnx, load_onnx
 from frontends.vnnlib.v1 import load_vnnlib
 from verifier.bounds import ObjectiveBounds, intermediate_bounds, objective_bounds
@@ -652,3 +653,18 @@ def test_method_that_cannot_handle_the_network_says_unknown_with_the_node(tmp_pa
     r = verify(onnx_path, spec_path, method=method, timeout=20)
     assert r.verdict.value == "unknown", r
     assert "cannot decide this network" in r.message and "Sigmoid" in r.message and "''" not in r.message
+
+
+def test_crown_rows_past_their_cost_cap_keep_the_interval_bounds(monkeypatch):
+    """A node whose CROWN rows would cost more than ``MAX_ROWS_COST`` keeps its (sound) interval bounds instead of
+    taking minutes: with the cap at 0 every node's CROWN bounds are the interval ones; with the default cap, tighter."""
+    g64 = graph_from_onnx(make_fc(3, (4, 16, 16, 3)), "fc", dtype=torch.float64)
+    lo, hi = torch.full((1, 4), -1.0, dtype=torch.float64), torch.ones(1, 4, dtype=torch.float64)
+    ibp = intermediate_bounds(g64, lo, hi, "ibp")
+    crown = intermediate_bounds(g64, lo, hi, "crown")
+    last = pre_activation_nodes(g64)[-1]
+    assert bool((crown[last][1] - crown[last][0] < ibp[last][1] - ibp[last][0] - 1e-9).any())
+    monkeypatch.setattr(crown_module, "MAX_ROWS_COST", 0)
+    capped = intermediate_bounds(g64, lo, hi, "crown")
+    for name in pre_activation_nodes(g64):
+        assert torch.equal(capped[name][0], ibp[name][0]) and torch.equal(capped[name][1], ibp[name][1])

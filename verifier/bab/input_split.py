@@ -122,7 +122,7 @@ def bound_boxes(graph, C, d, boxes: Boxes, alpha_iters: int = 0, alpha_ax: bool 
             out["linear"] = tuple(torch.cat([o["linear"][j] for o in outs]) for j in (0, 1))
         return lb, tol, Ax, pre
     if _general(graph):
-        lb, tol, Ax, pre, linear = _bound_general(graph, C, d, boxes, stats)
+        lb, tol, Ax, pre, linear = _bound_general(graph, C, d, boxes, stats, deadline)
         if out is not None:
             out["linear"] = linear
         return lb, tol, Ax, pre
@@ -176,7 +176,7 @@ def _no_linear_relaxation(graph) -> bool:
     return any(isinstance(n.op, MaxPool) for n in graph.nonlinear_nodes())
 
 
-def _bound_general(graph, C, d, boxes: Boxes, stats: dict | None):
+def _bound_general(graph, C, d, boxes: Boxes, stats: dict | None, deadline=None):
     """``bound_boxes`` on a graph with other nonlinearities than ReLU: CROWN (the better of it and the interval
     bound per row), else the interval pass, else (both refused: some node's bounds leave its op undefined) the
     batch is halved until the boxes refused are alone; those get a bound of -inf (never proven, split on).
@@ -184,7 +184,7 @@ def _bound_general(graph, C, d, boxes: Boxes, stats: dict | None):
     try:
         if not _no_linear_relaxation(graph):
             try:
-                return _crown_general(graph, C, d, boxes)
+                return _crown_general(graph, C, d, boxes, deadline)
             except UnsupportedError as e:
                 log.debug("input split: CROWN refused %d boxes (%s); interval bounds", len(boxes), e)
         found = _interval_general(graph, C, d, boxes)
@@ -194,7 +194,8 @@ def _bound_general(graph, C, d, boxes: Boxes, stats: dict | None):
     except UnsupportedError as e:
         if len(boxes) > 1:
             h = len(boxes) // 2
-            parts = [_bound_general(graph, C, d, boxes.select(sl), stats) for sl in (slice(None, h), slice(h, None))]
+            parts = [_bound_general(graph, C, d, boxes.select(sl), stats, deadline)
+                     for sl in (slice(None, h), slice(h, None))]
             lb, tol, Ax = (torch.cat(p) for p in zip(*[q[:3] for q in parts]))
             pre = {k: (torch.cat([q[3][k][0] for q in parts]), torch.cat([q[3][k][1] for q in parts]))
                    for k in parts[0][3]}
@@ -207,10 +208,10 @@ def _bound_general(graph, C, d, boxes: Boxes, stats: dict | None):
         return lb, tol, Ax, pre, (lb, tol)
 
 
-def _crown_general(graph, C, d, boxes: Boxes):
+def _crown_general(graph, C, d, boxes: Boxes, deadline=None):
     lo, hi = boxes.lo, boxes.hi
     B, K = lo.shape[0], C.shape[0]
-    pre = intermediate_bounds(graph, lo, hi, "crown", fixed=boxes.pre)
+    pre = intermediate_bounds(graph, lo, hi, "crown", fixed=boxes.pre, deadline=deadline)
     A0 = C.reshape(1, K, *graph.output_shape).expand(B, K, *graph.output_shape)
     info: dict = {}
     _, Ax, bias = backward_lower(graph, graph.output_name, A0, lo, hi, pre, return_linear=True, out=info)

@@ -206,6 +206,21 @@ def pre_activation_nodes(graph: Graph) -> list[str]:
 MAX_FULL_REFINE = 3e8
 
 
+# the CROWN rows of one node (2 per bounded element, times the boxes) cost about that many times the elements of the
+# nodes before it; past this the node keeps its interval bounds: a traffic_signs_recognition net (Sign after
+# 16x28x28 and 32x27x27 convolutions) took minutes in one call where the run had 30 s
+MAX_ROWS_COST = 2e9
+ROWS_CHUNK_COST = 5e7  # with a deadline, rows are bounded in chunks of about this cost, the deadline checked between
+
+
+def _ancestor_elements(graph: Graph, name: str) -> int:
+    """The elements of every node before ``name`` (cached on the graph)."""
+    cache = graph.__dict__.setdefault("_ancestor_elements", {})
+    if name not in cache:
+        cache[name] = sum(math.prod(graph.shape_of(a)) for a in ancestors(graph, name))
+    return cache[name]
+
+
 def _full_refine_cost(graph: Graph, name: str) -> float:
     size = math.prod(graph.shape_of(name))
     return float(size) * sum(math.prod(graph.shape_of(a)) for a in ancestors(graph, name))
@@ -266,7 +281,7 @@ def slopes_of_rows(slopes, rows: torch.Tensor) -> dict | None:
 
 
 def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, hi_ibp, slopes=None,
-                      all_rows: bool = False):
+                      all_rows: bool = False, deadline=None):
     """CROWN lower and upper bounds of every element of node ``name`` (only the elements unstable under
     ``lo_ibp``/``hi_ibp``, unless ``all_rows``).
 
@@ -283,23 +298,33 @@ def crown_node_bounds(graph: Graph, name: str, x_lo, x_hi, pre: Bounds, lo_ibp, 
     if rows.numel() == 0:
         return lo_ibp, hi_ibp
     m = rows.numel()
-    eye = torch.zeros(m, n, dtype=x_lo.dtype, device=x_lo.device)
-    eye[torch.arange(m, device=x_lo.device), rows] = 1.0
-    A0 = torch.cat([eye, -eye], 0).reshape(1, 2 * m, *shape).expand(B, 2 * m, *shape)
-    info: dict = {}
-    alphas = slopes_of_rows(slopes, rows) if slopes is not None else None
-    lb, Ax, _ = backward_lower(graph, name, A0, x_lo, x_hi, pre, alphas, return_linear=True, out=info)
-    # outward allowance for float rounding (see rounding_allowance)
-    lb = lb - rounding_allowance(Ax, info["bias_abs"], x_lo, x_hi, WIDEN.get(Ax.dtype, 1e-3))
+    per_row = 2 * B * _ancestor_elements(graph, name)
+    if m * per_row > MAX_ROWS_COST:  # interval bounds (sound) rather than hours
+        return lo_ibp, hi_ibp
     lo, hi = lo_ibp.reshape(B, -1).clone(), hi_ibp.reshape(B, -1).clone()
-    lo[:, rows] = torch.maximum(lo[:, rows], lb[:, :m])
-    hi[:, rows] = torch.minimum(hi[:, rows], -lb[:, m:])
+    # rows in chunks, the deadline checked between them: rows not reached keep their interval bounds (sound)
+    chunk = max(1, int(ROWS_CHUNK_COST // per_row)) if deadline is not None else m
+    for start in range(0, m, chunk):
+        if start and deadline.expired():
+            break
+        part = rows[start:start + chunk]
+        k = part.numel()
+        eye = torch.zeros(k, n, dtype=x_lo.dtype, device=x_lo.device)
+        eye[torch.arange(k, device=x_lo.device), part] = 1.0
+        A0 = torch.cat([eye, -eye], 0).reshape(1, 2 * k, *shape).expand(B, 2 * k, *shape)
+        info: dict = {}
+        alphas = slopes_of_rows(slopes, part) if slopes is not None else None
+        lb, Ax, _ = backward_lower(graph, name, A0, x_lo, x_hi, pre, alphas, return_linear=True, out=info)
+        # outward allowance for float rounding (see rounding_allowance)
+        lb = lb - rounding_allowance(Ax, info["bias_abs"], x_lo, x_hi, WIDEN.get(Ax.dtype, 1e-3))
+        lo[:, part] = torch.maximum(lo[:, part], lb[:, :k])
+        hi[:, part] = torch.minimum(hi[:, part], -lb[:, k:])
     return lo.reshape(B, *shape), hi.reshape(B, *shape)
 
 
 def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, method: str = "crown",
                         fixed: Bounds | None = None, crown_only: set | dict | None = None,
-                        slopes: dict | None = None) -> Bounds:
+                        slopes: dict | None = None, deadline=None) -> Bounds:
     """Bounds of every node; pre-activation nodes refined by CROWN when ``method != 'ibp'``.
 
     ``fixed`` may give known bounds of some pre-activation nodes (intersected in;
@@ -308,7 +333,9 @@ def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, me
     as a dict it maps each node to refine to a ``(B,)`` mask of the boxes to refine it on (branch
     and bound: the domains whose new split comes before the node). ``slopes`` (node -> what
     ``slopes_of_rows`` takes; ``ObjectiveBounds.inter_slopes`` of a larger box) gives the CROWN rows'
-    lower ReLU slopes where it covers them.
+    lower ReLU slopes where it covers them. ``deadline`` (optional): once it has expired the nodes left keep their
+    interval bounds (sound, looser), and a node's CROWN rows are bounded in chunks with the deadline checked
+    between them.
     """
     B = x_lo.shape[0]
     b: Bounds = {graph.input_name: (x_lo.reshape(B, *graph.input_shape), x_hi.reshape(B, *graph.input_shape))}
@@ -326,15 +353,16 @@ def intermediate_bounds(graph: Graph, x_lo: torch.Tensor, x_hi: torch.Tensor, me
             # layer; the factors of a product are bounded by CROWN either way (a chain of affine layers, as before
             # an attention block, loosens the interval bounds, and the product's planes depend on them)
             if method != "ibp" and (crown_only is None or node.name in crown_only) and node.name not in skipped and \
-                    (every or after_nonlinear(graph, node.name)):
+                    (every or after_nonlinear(graph, node.name)) and not (deadline is not None and deadline.expired()):
                 mask = crown_only.get(node.name) if isinstance(crown_only, dict) else None
                 sl = slopes.get(node.name) if slopes else None
                 if mask is None or bool(mask.all()):
-                    lo, hi = crown_node_bounds(graph, node.name, x_lo, x_hi, b, lo, hi, sl, every)
+                    lo, hi = crown_node_bounds(graph, node.name, x_lo, x_hi, b, lo, hi, sl, every, deadline)
                 elif bool(mask.any()):
                     i = torch.nonzero(mask).flatten()
                     sub = {k: (v[0][i], v[1][i]) if v[0].shape[0] == B else v for k, v in b.items() if k in targets}
-                    lo_i, hi_i = crown_node_bounds(graph, node.name, x_lo[i], x_hi[i], sub, lo[i], hi[i], sl, every)
+                    lo_i, hi_i = crown_node_bounds(graph, node.name, x_lo[i], x_hi[i], sub, lo[i], hi[i], sl, every,
+                                                   deadline)
                     lo, hi = lo.clone(), hi.clone()
                     lo[i], hi[i] = lo_i, hi_i
         b[node.name] = (lo, hi)

@@ -72,7 +72,8 @@ def objective_bounds(graph: Graph, C: torch.Tensor, d: torch.Tensor, x_lo: torch
         strict = strict if bool(strict.any()) else None
     with torch.no_grad():
         if pre is None:
-            pre = intermediate_bounds(graph, x_lo, x_hi, "ibp" if settings.method == "ibp" else "crown")
+            pre = intermediate_bounds(graph, x_lo, x_hi, "ibp" if settings.method == "ibp" else "crown",
+                                      deadline=deadline)
         if settings.method == "ibp":
             ylo, yhi = (t.reshape(B, -1) for t in pre[graph.output_name])
             Cb = C.unsqueeze(0).expand(B, K, -1)
