@@ -129,12 +129,14 @@ def ours_env() -> dict[str, str]:
     return env
 
 
-def timed_process(cmd: list[str], env: dict[str, str], log: Path, kill_after: float) -> tuple[float, bool]:
-    """(wall seconds, killed): run ``cmd`` in its own session, output to ``log``; kill its group when late."""
+def timed_process(cmd: list[str], env: dict[str, str], log: Path, kill_after: float,
+                  cwd: Path | None = None) -> tuple[float, bool]:
+    """(wall seconds, killed): run ``cmd`` (from ``cwd``) in its own session, output to ``log``; kill its group when
+    late. ``benchmarks/vnncomp2024_counts.py`` runs its instances with it too."""
     with open(log, "wb") as out:
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
         killed = False
         try:
             proc.wait(timeout=kill_after)

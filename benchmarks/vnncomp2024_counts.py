@@ -64,9 +64,7 @@ import gzip
 import math
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,6 +73,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.nnenum_compare import timed_process  # noqa: E402  (one process per instance, killed when late)
 from verifier.bench.scoring import CounterexampleChecker  # noqa: E402
 
 DEFAULT_ROOT = ROOT.parent / "shared" / "benchmarks" / "vnncomp2024"
@@ -200,28 +199,11 @@ def verify_command(inst: Instance, plain: Path, result: Path, args) -> list[str]
     return cmd
 
 
-def timed_process(cmd: list[str], log: Path, kill_after: float) -> tuple[float, bool]:
-    """(wall seconds, killed): run ``cmd`` from the repository root in its own session, output to ``log``;
-    kill its process group when it runs past ``kill_after`` seconds."""
+def repo_env() -> dict[str, str]:
+    """The environment of a run: this checkout's code first on ``PYTHONPATH``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    with open(log, "wb") as out:
-        t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        killed = False
-        try:
-            proc.wait(timeout=kill_after)
-        except subprocess.TimeoutExpired:
-            killed = True
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        wall = time.monotonic() - t0
-    try:  # workers the run left behind (its own process group only)
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    return wall, killed
+    return env
 
 
 def first_word(result: Path, log: Path) -> tuple[str, str]:
@@ -258,7 +240,8 @@ def run_ours(inst: Instance, plain: Path, work: Path, bench_name: str, args,
     stem = work / f"{bench_name}_{inst.index:04d}"
     result, log = Path(f"{stem}.txt"), Path(f"{stem}.log")
     result.unlink(missing_ok=True)
-    inst.wall, killed = timed_process(verify_command(inst, plain, result, args), log, inst.t_used + args.grace)
+    inst.wall, killed = timed_process(verify_command(inst, plain, result, args), repo_env(), log,
+                                      inst.t_used + args.grace, cwd=ROOT)
     word, text = first_word(result, log)
     if killed:
         inst.verdict, inst.status, inst.note = "killed", "unsolved", f"killed at T'+{args.grace:g}s; log {log}"
